@@ -1,0 +1,117 @@
+"""Move an operand to a faster level or another layout: cache views, packed weight panels, register tiles."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ...cost.affine import lines_touched, move_cost
+from ...spec import Level, Matmul, MemoryLimits, Move, Operand, canonicalize, panel
+from .base import Action
+
+PANEL_VECTORS = (1, 2, 4)  # panel widths in vector registers (16, 32, 64 floats with AVX-512)
+
+
+def _footprint_lines(spec: Matmul, role: str) -> int:
+    lines, _ = lines_touched(*spec.operand_shape(role), getattr(spec, role).layout)
+    return lines * spec.b
+
+
+@dataclass(frozen=True)
+class CacheView(Action):
+    """Bring lhs or rhs into a cache level: no buffer, only the lines it touches are paid (Morello's L1 view).
+
+    A view allocates nothing (the hardware manages the cache); its precondition is that the tile fits
+    the level's capacity, so data moved once is reused by every iteration below it.
+    """
+
+    role: str
+    level: Level
+
+    def fits(self, spec: Matmul) -> bool:
+        return _footprint_lines(spec, self.role) <= spec.limits.l1_lines
+
+    def subspecs(self, spec, target):
+        moved = replace(getattr(spec, self.role), level=self.level)
+        return (canonicalize(replace(spec, **{self.role: moved})),)
+
+    def combine(self, spec, child_costs, constants, target):
+        rows, cols = spec.operand_shape(self.role)
+        return child_costs[0] + spec.b * move_cost(rows, cols, getattr(spec, self.role).layout, constants.global_line)
+
+    def __str__(self) -> str:
+        return f"view({self.role} -> {self.level.name})"
+
+
+@dataclass(frozen=True)
+class PackRhs(Action):
+    """Copy the rhs tile into panels of ``width`` columns (a real buffer), then run the body on it."""
+
+    width: int
+    body_index = 1
+
+    def distinguishes(self, spec):
+        return ("pack", self.width)
+
+    def packed(self, spec: Matmul) -> Operand:
+        return replace(spec.rhs, layout=panel(self.width))
+
+    def subspecs(self, spec, target):
+        prologue = canonicalize(Move(spec.b * spec.k, spec.n, spec.rhs, self.packed(spec)))
+        return (prologue, canonicalize(replace(spec, rhs=self.packed(spec))))
+
+    def combine(self, spec, child_costs, constants, target):
+        return child_costs[0] + child_costs[1]
+
+    def __str__(self) -> str:
+        return f"pack(rhs -> panel{self.width})"
+
+
+@dataclass(frozen=True)
+class RegisterOut(Action):
+    """Keep the output tile in vector registers; store it once after the reduction."""
+
+    def distinguishes(self, spec):
+        return ("registers", spec.m, spec.n)
+
+    def vectors(self, spec: Matmul, target) -> int:
+        return spec.m * spec.n // target.lanes()
+
+    def subspecs(self, spec, target):
+        limits = spec.limits.minus(self.allocation(spec, target))
+        in_registers = replace(spec.out, level=Level.VREG)
+        body = canonicalize(replace(spec, out=in_registers, limits=limits))
+        return (body, Move(spec.m, spec.n, in_registers, spec.out))
+
+    def allocation(self, spec, target):
+        return MemoryLimits(self.vectors(spec, target), 0)
+
+    def combine(self, spec, child_costs, constants, target):
+        return child_costs[0] + child_costs[1]
+
+    def __str__(self) -> str:
+        return "registers(out)"
+
+
+def move_actions(spec, target):
+    if not isinstance(spec, Matmul):
+        return
+    for role in ("lhs", "rhs"):
+        if getattr(spec, role).level == Level.GLOBAL:
+            action = CacheView(role, Level.L1)
+            if action.fits(spec):
+                yield action
+    lanes = target.lanes()
+    if spec.rhs.level == Level.GLOBAL and spec.rhs.layout.kind != "panel" and spec.k > 1:
+        for vectors in PANEL_VECTORS:
+            width = vectors * lanes
+            if spec.n % width == 0:
+                yield PackRhs(width)
+    if (
+        spec.out.level == Level.GLOBAL
+        and not spec.accumulate
+        and spec.b == 1
+        and spec.n % lanes == 0
+        and spec.limits.covers(RegisterOut().allocation(spec, target))
+    ):
+        yield RegisterOut()
+
+

@@ -1,0 +1,131 @@
+"""Micro-kernels of an x86 core: each says which spec it implements exactly and what it costs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cost.affine import lines_touched
+from ..cost.constants import CostConstants
+from ..spec import Fill, Level, Matmul, Move, Spec
+from .cpu import CpuTarget
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Base of the leaf implementations; subclasses define ``applies`` and ``cost``."""
+
+    name = "kernel"
+
+    def applies(self, spec: Spec, target: CpuTarget) -> bool:
+        raise NotImplementedError
+
+    def cost(self, spec: Spec, constants: CostConstants, target: CpuTarget) -> float:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class BroadcastFma(Kernel):
+    """out[m, n] += lhs[m, 0] * rhs[0, n]: m broadcasts, n/lanes vector loads, m*n/lanes FMAs in registers."""
+
+    name = "broadcast_fma"
+
+    def applies(self, spec, target):
+        return (
+            isinstance(spec, Matmul)
+            and spec.accumulate
+            and spec.k == 1
+            and spec.b == 1
+            and spec.out.level == Level.VREG
+            and spec.n % target.lanes() == 0
+            and spec.lhs.level == Level.L1
+            and spec.rhs.level == Level.L1
+            and spec.rhs.layout.kind in ("row", "panel")
+            and spec.limits.vregs >= spec.n // target.lanes() + 1
+        )
+
+    def cost(self, spec, constants, target):
+        return constants.fma_vector * spec.m * spec.n // target.lanes() + constants.kernel_step
+
+
+@dataclass(frozen=True)
+class ScalarLoops(Kernel):
+    """The fallback for any shape or layout: a scalar multiply-add loop nest accumulating in memory."""
+
+    name = "scalar_loops"
+
+    def applies(self, spec, target):
+        return isinstance(spec, Matmul) and spec.accumulate and spec.out.level == Level.GLOBAL
+
+    def cost(self, spec, constants, target):
+        return constants.scalar_mac * spec.volume
+
+
+@dataclass(frozen=True)
+class VectorZero(Kernel):
+    """Zero a register-resident output tile."""
+
+    name = "vector_zero"
+
+    def applies(self, spec, target):
+        return isinstance(spec, Fill) and spec.out.level == Level.VREG and spec.n % target.lanes() == 0
+
+    def cost(self, spec, constants, target):
+        return constants.vector_op * spec.m * spec.n // target.lanes()
+
+
+@dataclass(frozen=True)
+class MemoryZero(Kernel):
+    """Zero an output tile in memory (scalar path), paying its lines."""
+
+    name = "memory_zero"
+
+    def applies(self, spec, target):
+        return isinstance(spec, Fill) and spec.out.level == Level.GLOBAL
+
+    def cost(self, spec, constants, target):
+        lines, _ = lines_touched(spec.m, spec.n, spec.out.layout)
+        return constants.store_line * lines
+
+
+@dataclass(frozen=True)
+class VectorStore(Kernel):
+    """Store a register tile to its output lines."""
+
+    name = "vector_store"
+
+    def applies(self, spec, target):
+        return (
+            isinstance(spec, Move)
+            and spec.source.level == Level.VREG
+            and spec.destination.level == Level.GLOBAL
+            and spec.cols % target.lanes() == 0
+        )
+
+    def cost(self, spec, constants, target):
+        lines, _ = lines_touched(spec.rows, spec.cols, spec.destination.layout)
+        return constants.vector_op * spec.rows * spec.cols // target.lanes() + constants.store_line * lines
+
+
+@dataclass(frozen=True)
+class PackPanels(Kernel):
+    """Copy a weight tile into panel layout: read its lines, write the panels' lines."""
+
+    name = "pack_panels"
+
+    def applies(self, spec, target):
+        return (
+            isinstance(spec, Move)
+            and spec.source.level == spec.destination.level == Level.GLOBAL
+            and spec.destination.layout.kind == "panel"
+            and spec.source.layout.kind != "panel"
+        )
+
+    def cost(self, spec, constants, target):
+        read, read_contiguous = lines_touched(spec.rows, spec.cols, spec.source.layout)
+        written, _ = lines_touched(spec.rows, spec.cols, spec.destination.layout)
+        return constants.global_line * read * (1 if read_contiguous else 2) + constants.store_line * written
+
+
+KERNELS: tuple[Kernel, ...] = (BroadcastFma(), ScalarLoops(), VectorZero(), MemoryZero(), VectorStore(), PackPanels())
