@@ -17,6 +17,7 @@ class CostConstants:
     global_line : moving one 64-byte line from memory (L2 and beyond) into L1.
     store_line : writing one output line back to main memory.
     fma_vector : one broadcast-FMA into one output vector register (per k step).
+    vector_load : one vector load or broadcast feeding the FMAs (per k step).
     kernel_step : fixed cost of one k step of the register kernel (broadcast + loop).
     vector_op : zeroing or storing one vector register.
     scalar_mac : one scalar multiply-add (the fallback kernel).
@@ -26,6 +27,7 @@ class CostConstants:
     global_line: float = 20.0
     store_line: float = 20.0
     fma_vector: float = 1.0
+    vector_load: float = 1.0
     kernel_step: float = 1.0
     vector_op: float = 1.0
     scalar_mac: float = 4.0

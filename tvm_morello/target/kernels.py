@@ -46,7 +46,8 @@ class BroadcastFma(Kernel):
         )
 
     def cost(self, spec, constants, target):
-        return constants.fma_vector * spec.m * spec.n // target.lanes() + constants.kernel_step
+        vectors = spec.n // target.lanes()
+        return constants.fma_vector * spec.m * vectors + constants.vector_load * (spec.m + vectors) + constants.kernel_step
 
 
 @dataclass(frozen=True)

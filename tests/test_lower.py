@@ -1,0 +1,78 @@
+"""Lowered programs compute exactly what numpy computes, for every operator kind and awkward shapes."""
+import numpy as np
+import pytest
+import tvm
+
+from tvm_morello import InvalidShapeError, UnsupportedOperatorError
+from tvm_morello.lower import candidate_schedules, plan_loops
+from tvm_morello.ops import batch_matmul, dense, make_workload, matmul
+
+
+def run(schedule, workload, arrays):
+    import tvm_morello
+
+    lib = tvm.compile(schedule.mod, target=tvm_morello.detect_cpu().tvm_target()).jit()
+    dev = tvm.cpu()
+    out = tvm.runtime.tensor(np.zeros(workload.output_shape, "float32"), dev)
+    lib["main"](*[tvm.runtime.tensor(a, dev) for a in arrays], out)
+    return out.numpy()
+
+
+def check_all_candidates(workload, top_k=3):
+    arrays = workload.random_inputs()
+    expected = workload.reference(*arrays)
+    candidates = candidate_schedules(workload.func, top_k=top_k)
+    assert candidates, "every supported operator has at least the scalar program"
+    for candidate in candidates:
+        got = run(candidate.schedule, workload, arrays)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=candidate.program.render())
+    return candidates
+
+
+@pytest.mark.parametrize(
+    "m, k, n",
+    [(1, 64, 64), (7, 32, 48), (113, 64, 32), (16, 513, 32), (8, 16, 513), (7, 7, 7), (1, 1, 1), (513, 16, 16)],
+)
+def test_dense_matches_numpy_on_awkward_shapes(m, k, n):
+    check_all_candidates(dense(m, k, n))
+
+
+def test_vector_kernel_is_used_when_shapes_allow(cpu):
+    candidates = check_all_candidates(dense(64, 64, 128))
+    best = candidates[0].program
+    assert best.kernel == "broadcast_fma"
+    mr, nr = best.register_tile()
+    assert nr % cpu.lanes() == 0
+    text = candidates[0].schedule.mod.script()
+    assert "T.vectorized" in text and "T.parallel" in text
+
+
+def test_matmul_nn_matches_numpy():
+    check_all_candidates(matmul(17, 32, 48))
+
+
+def test_prepacked_dense_matches_numpy():
+    candidates = check_all_candidates(dense(24, 32, 64, prepacked=32))
+    assert all(c.program.packs_rhs == 0 for c in candidates)  # the weights are already in panels
+
+
+@pytest.mark.parametrize("transpose_b", [True, False])
+def test_batch_matmul_matches_numpy(transpose_b):
+    check_all_candidates(batch_matmul(3, 17, 32, 48, transpose_b=transpose_b))
+
+
+def test_loop_plan_follows_the_program():
+    candidate = candidate_schedules(dense(64, 64, 128).func, top_k=1)[0]
+    plan = plan_loops(candidate.program)
+    mr, nr = candidate.program.register_tile()
+    assert plan.sizes["m"][-1] == mr and plan.sizes["n"][-1] == nr
+    assert plan.kernel == "broadcast_fma" and plan.registers_at is not None
+
+
+def test_unknown_operator_and_bad_shapes_are_named():
+    with pytest.raises(UnsupportedOperatorError, match="conv2d"):
+        make_workload("conv2d", (1, 2, 3))
+    with pytest.raises(InvalidShapeError, match="0x4x4"):
+        make_workload("dense", (0, 4, 4))
+    with pytest.raises(InvalidShapeError, match="4 dimensions"):
+        make_workload("batch_matmul", (4, 4, 4))

@@ -1,0 +1,153 @@
+"""Search invariants: rewrites make progress, more memory never costs more, DP equals brute force."""
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tvm_morello.cost import CostConstants
+from tvm_morello.search import Synthesizer, synthesize
+from tvm_morello.search.rewrites import actions_for
+from tvm_morello.search.table import MemoTable
+from tvm_morello.spec import COL, ROW, Level, Matmul, MemoryLimits, Move, Operand, dense_spec, panel
+from tvm_morello.spec import Fill, canonicalize
+
+CONSTANTS = CostConstants()
+LIMITS = MemoryLimits(32, 512)
+small_dims = st.sampled_from([1, 2, 3, 4, 8])
+vector_dims = st.sampled_from([1, 16, 32, 48])
+layouts = st.sampled_from([ROW, COL, panel(16)])
+operands = st.builds(Operand, st.sampled_from([Level.GLOBAL, Level.L1]), layouts)
+outputs = st.builds(Operand, st.sampled_from([Level.GLOBAL, Level.VREG]), st.just(ROW))
+limits = st.builds(MemoryLimits, st.sampled_from([0, 2, 8, 32]), st.sampled_from([0, 16, 64, 512]))
+specs = st.builds(
+    Matmul, st.sampled_from([1, 2]), small_dims, small_dims, vector_dims, operands, operands, outputs, limits,
+    st.booleans(), st.booleans(),
+)
+
+
+def progress_key(spec):
+    """A well-founded order: every sub-spec must be strictly below its parent."""
+    if isinstance(spec, (Fill, Move)):
+        return (0,)
+    levels = spec.lhs.level + spec.rhs.level + spec.out.level
+    return (1, spec.volume, -levels, -(spec.rhs.layout.kind == "panel"), -spec.accumulate)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(specs)
+def test_every_rewrite_makes_progress(cpu, spec):
+    spec = canonicalize(spec)  # the DP only ever solves canonical specs
+    for action in actions_for(spec, cpu):
+        for sub in action.subspecs(spec, cpu):
+            assert progress_key(sub) < progress_key(spec), f"{action} on {spec} gave {sub}"
+            if isinstance(sub, Matmul):
+                assert sub.limits.covers(MemoryLimits(0, 0))
+                assert spec.limits.covers(sub.limits), f"{action} grew the memory limits"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs, limits, limits)
+def test_more_memory_never_costs_more(cpu, spec, a, b):
+    low = MemoryLimits(min(a.vregs, b.vregs), min(a.l1_lines, b.l1_lines))
+    high = MemoryLimits(max(a.vregs, b.vregs), max(a.l1_lines, b.l1_lines))
+    poor = Synthesizer(cpu, CONSTANTS, top_k=1).solve(replace(spec, limits=low))
+    rich = Synthesizer(cpu, CONSTANTS, top_k=1).solve(replace(spec, limits=high))
+    if poor:
+        assert rich and rich[0].cost <= poor[0].cost
+        assert high.covers(rich[0].peak)
+
+
+def all_programs(spec, target):
+    """Brute force: (cost, signature) of every program for ``spec``, no memo and no pruning."""
+    synth = Synthesizer(target, CONSTANTS, top_k=1)
+    results = []
+    for action in actions_for(spec, target):
+        subs = action.subspecs(spec, target)
+        options = [all_programs(sub, target) for sub in subs]
+        if any(not o for o in options):
+            continue
+        if not subs:
+            program = synth._compose(spec, action, ())
+            results.append(program)
+            continue
+        best_side = [min(o, key=lambda p: p.cost) for o in options]
+        for body in options[action.body_index]:
+            children = best_side[: action.body_index] + [body] + best_side[action.body_index + 1 :]
+            results.append(synth._compose(spec, action, children))
+    return results
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # small enough to enumerate every program (5k-30k of them)
+        Matmul(1, 2, 2, 16, Operand(), Operand(), Operand(), MemoryLimits(8, 64)),
+        Matmul(1, 2, 1, 32, Operand(), Operand(Level.GLOBAL, COL), Operand(), MemoryLimits(4, 64)),
+        Matmul(1, 3, 2, 3, Operand(), Operand(Level.GLOBAL, COL), Operand(), MemoryLimits(32, 512)),
+    ],
+)
+def test_dp_equals_brute_force(cpu, spec):
+    everything = all_programs(spec, cpu)
+    best_per_configuration = {}
+    for program in everything:
+        known = best_per_configuration.get(program.signature)
+        if known is None or program.cost < known:
+            best_per_configuration[program.signature] = program.cost
+    for top_k in (1, 3):
+        expected = sorted(best_per_configuration.values())[:top_k]
+        found = [p.cost for p in Synthesizer(cpu, CONSTANTS, top_k=top_k).solve(spec)]
+        assert found == pytest.approx(expected)
+    assert len(everything) > len(found)  # the brute force really had alternatives to choose from
+
+
+def test_top_k_is_sorted_and_distinct(cpu):
+    programs = synthesize(dense_spec(64, 128, 128), cpu, top_k=6, constants=CONSTANTS)
+    assert len(programs) == 6
+    costs = [p.cost for p in programs]
+    assert costs == sorted(costs)
+    assert len({p.signature for p in programs}) == 6
+
+
+def test_register_tile_fits_the_register_file(cpu):
+    for program in synthesize(dense_spec(128, 256, 256), cpu, top_k=8, constants=CONSTANTS):
+        tile = program.register_tile()
+        if tile is not None:
+            mr, nr = tile
+            assert nr % cpu.lanes() == 0
+            assert mr * nr // cpu.lanes() + nr // cpu.lanes() + 1 <= cpu.vector_registers
+            assert program.peak.vregs <= cpu.vector_registers
+
+
+def test_table_serves_a_repeated_synthesis_exactly(cpu, tmp_path):
+    spec = dense_spec(64, 256, 128)
+    table = MemoTable()
+    first = Synthesizer(cpu, CONSTANTS, top_k=4, table=table)
+    cold = first.solve(spec)
+    stats = table.stats()
+    assert stats.points >= first.stats.specs_solved > 0
+    assert stats.boxes <= stats.points
+    path = tmp_path / "table.pkl"
+    table.save(path)
+    second = Synthesizer(cpu, CONSTANTS, top_k=4, table=MemoTable.load(path))
+    warm = second.solve(spec)
+    assert [p.render() for p in warm] == [p.render() for p in cold]
+    assert second.stats.specs_solved == 0 and second.stats.served_from_table > 0
+
+
+def test_table_compresses_neighbouring_specs(cpu):
+    table = MemoTable()
+    synth = Synthesizer(cpu, CONSTANTS, top_k=1, table=table)
+    for m in (64, 128, 256, 512):
+        synth.solve(dense_spec(m, 256, 256))
+    assert table.stats().compression_ratio > 1.0
+
+
+def test_cost_falls_as_registers_are_added(cpu):
+    spec = dense_spec(16, 32, 64)
+    costs = [
+        Synthesizer(cpu, CONSTANTS, top_k=1).solve(replace(spec, limits=MemoryLimits(vregs, 512)))[0].cost
+        for vregs in (0, 2, 4, 8, 16, 32)
+    ]
+    assert costs == sorted(costs, reverse=True)
+    assert costs[-1] < costs[0]  # registers really buy something: the vector kernel needs them

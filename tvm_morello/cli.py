@@ -1,0 +1,63 @@
+"""Command line: ``tvm-morello synth`` synthesises one operator and measures it beside numpy."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MorelloError
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape {text!r}: expected integers joined by 'x', e.g. 128x768x768")
+    if any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"shape {text!r}: every dimension must be >= 1")
+    return dims
+
+
+def _add_synth(subparsers) -> None:
+    parser = subparsers.add_parser("synth", help="synthesise a matmul-family operator and measure it")
+    parser.add_argument("--op", choices=["dense", "matmul", "batch_matmul"], default="dense",
+                        help="dense: Y = X Wᵀ (MxKxN); matmul: C = A B (MxKxN); batch_matmul: BxMxKxN, B transposed")
+    parser.add_argument("--shape", type=_parse_shape, default=(128, 768, 768), help="MxKxN, or BxMxKxN for batch_matmul")
+    parser.add_argument("--top-k", type=int, default=8, help="programs to keep and measure (best one is printed)")
+    parser.add_argument("--prepacked", type=int, default=0, help="dense only: weights arrive packed in panels of this width")
+    parser.add_argument("--table", default=None, help="memo table file: loaded if present, saved after synthesis")
+    parser.add_argument("--no-measure", action="store_true", help="print the program only")
+    parser.set_defaults(run=_run_synth)
+
+
+def _run_synth(args) -> int:
+    from .synth import report_synthesis
+
+    report_synthesis(args.op, args.shape, top_k=args.top_k, prepacked=args.prepacked,
+                     table_path=args.table, measure=not args.no_measure)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tvm-morello", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_synth(subparsers)
+    try:
+        from .dynamic.cli import add_subcommand
+    except ImportError:  # pragma: no cover - the dynamic package is part of the distribution
+        add_subcommand = None
+    if add_subcommand is not None:
+        add_subcommand(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except MorelloError as err:
+        print(f"tvm-morello: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Wall-clock measurement of compiled kernels, and of numpy in a separate process (their thread pools contend)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+NUMPY_TIMER = textwrap.dedent(
+    """
+    import json, sys, time, numpy as np
+    shapes, transpose, flops = json.loads(sys.argv[1])
+    rng = np.random.default_rng(0)
+    a, b = (rng.uniform(-1, 1, s).astype("float32") for s in shapes)
+    f = (lambda: a @ np.swapaxes(b, -1, -2)) if transpose else (lambda: a @ b)
+    f()
+    number = 1
+    while True:  # enough calls per sample for ~20 ms, so tiny shapes are not timer noise
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f()
+        if time.perf_counter() - t0 > 0.02:
+            break
+        number *= 2
+    samples = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f()
+        samples.append((time.perf_counter() - t0) / number)
+    print(json.dumps({"seconds": float(np.median(samples)), "gflops": flops / float(np.median(samples)) / 1e9}))
+    """
+)
+
+
+def time_kernel(lib, arrays, output_shape, repeat: int = 5, min_seconds: float = 0.2) -> float:
+    """Median seconds per call of a compiled module's ``main`` (tvm time_evaluator)."""
+    import tvm
+
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(a, dev) for a in arrays] + [tvm.runtime.tensor(np.zeros(output_shape, "float32"), dev)]
+    timer = lib.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=int(min_seconds * 1000 / repeat))
+    return float(np.median(timer(*args).results))
+
+
+def numpy_gflops(input_shapes, transpose_b: bool, flops: int) -> float:
+    """GFLOP/s of numpy's matmul (OpenBLAS) on the same shapes, timed in a fresh process."""
+    payload = json.dumps([list(map(list, input_shapes)), transpose_b, flops])
+    out = subprocess.run([sys.executable, "-c", NUMPY_TIMER, payload], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["gflops"]
