@@ -81,6 +81,7 @@ def report_synthesis(op: str, shape, top_k: int = 8, prepacked: int = 0, table_p
     table = load_table(table_path)
     report = synthesize_workload(workload, top_k=top_k, table=table)
     if table_path:
+        table.compact()
         table.save(table_path)
     best = report.candidates[0].program
     stats = report.table_stats

@@ -1,0 +1,68 @@
+"""Shared by the benchmark scripts: machine description, target entries, and the JSON + markdown output."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def machine_info() -> dict:
+    import numpy
+
+    import tvm_morello  # noqa: F401  (before tvm)
+    import tvm
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {
+        "cpu": cpu,
+        "mcpu": tvm_morello.detect_cpu().mcpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "tvm_num_threads": os.environ.get("TVM_NUM_THREADS"),
+        "python": platform.python_version(),
+        "tvm": tvm.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def geomean(values) -> float:
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else 0.0
+
+
+def target(name: str, value, goal: float, unit: str, higher_is_better: bool = True, note: str = "") -> dict:
+    """One entry of the ``targets`` list (shared/README's benchmark convention)."""
+    met = value is not None and (value >= goal if higher_is_better else value <= goal)
+    entry = {"name": name, "value": value, "target": goal, "higher_is_better": higher_is_better, "met": met, "unit": unit}
+    return {**entry, "note": note} if note else entry
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """Columns are (key, header, format spec)."""
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            cells.append("n/a" if value is None else format(value, spec) if spec else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets_table(targets: list[dict]) -> str:
+    return markdown_table(
+        [{**t, "met": "yes" if t["met"] else "**no**"} for t in targets],
+        [("name", "target", ""), ("value", "value", ".3g"), ("target", "goal", ".3g"), ("unit", "unit", ""), ("met", "met", "")],
+    )
+
+
+def write_results(name: str, result: dict, markdown: str) -> tuple[Path, Path]:
+    BENCHMARKS.mkdir(exist_ok=True)
+    json_path, md_path = BENCHMARKS / f"{name}.json", BENCHMARKS / f"{name}.md"
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    md_path.write_text(markdown + "\n")
+    return json_path, md_path
