@@ -13,14 +13,33 @@ from .errors import (  # noqa: E402
 )
 from .target import CpuTarget, detect_cpu, resolve_target  # noqa: E402
 
+# Heavier entry points load on first use, so `import tvm_morello` stays cheap (meta-schedule is slow to import).
+_LAZY = {
+    "synthesize": "tvm_morello.search",
+    "candidate_schedules": "tvm_morello.lower",
+    "MorelloSearch": "tvm_morello.tune",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tvm_morello' has no attribute {name!r}")
+
+
 __all__ = [
     "CpuTarget",
     "InvalidShapeError",
     "MorelloError",
+    "MorelloSearch",
     "UnsupportedDtypeError",
     "UnsupportedOperatorError",
     "UnsupportedTargetError",
     "VerificationError",
+    "candidate_schedules",
     "detect_cpu",
     "resolve_target",
+    "synthesize",
 ]

@@ -1,0 +1,398 @@
+"""MorelloSearch vs meta-schedule's default EvolutionarySearch at equal trials -> benchmarks/strategy.{json,md}.
+
+Each tune runs in its own process, with the same builder (tvm_morello's fast builder), the same LocalRunner,
+the same batch size and only CPU tensor intrinsics registered for both; numpy is timed in a process of its
+own. The 32-trial numbers are the first 32 trials of the 128-trial tune (same seed; a strategy's first
+batches do not depend on its budget). Kernel speeds are re-measured after tuning (median of 5 repeats).
+
+    python scripts/bench_strategy.py            # full run: 4 workloads x 2 strategies x 128 trials
+    python scripts/bench_strategy.py --quick    # tiny shapes and budgets, to check the script works
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FULL_WORKLOADS = ["dense:128x768x768", "dense:128x3072x768", "dense:128x768x3072", "batch_matmul:12x128x64x128"]
+QUICK_WORKLOADS = ["dense:32x64x64", "batch_matmul:2x32x32x32"]
+STRATEGIES = ("morello", "evolutionary")
+SPEEDUP_TARGET = 1.3
+TIME_FRACTION_TARGET = 0.2
+
+
+# ---- workloads ------------------------------------------------------------------------------------
+
+
+def parse_workload(text: str) -> tuple[str, tuple[int, ...]]:
+    """'dense:MxKxN' (Y = X Wᵀ, W[N, K]) or 'batch_matmul:BxMxKxN' (Z[b] = X[b] Y[b]ᵀ, Y[B, N, K])."""
+    kind, dims = text.split(":")
+    shape = tuple(int(d) for d in dims.split("x"))
+    if (kind, len(shape)) not in (("dense", 3), ("batch_matmul", 4)):
+        raise SystemExit(f"bad workload {text!r}: use dense:MxKxN or batch_matmul:BxMxKxN")
+    return kind, shape
+
+
+def flops(text: str) -> float:
+    kind, shape = parse_workload(text)
+    return 2.0 * math.prod(shape)
+
+
+def input_shapes(text: str) -> list[tuple[int, ...]]:
+    kind, shape = parse_workload(text)
+    if kind == "dense":
+        m, k, n = shape
+        return [(m, k), (n, k)]
+    b, m, k, n = shape
+    return [(b, m, k), (b, n, k)]
+
+
+def output_shape(text: str) -> tuple[int, ...]:
+    kind, shape = parse_workload(text)
+    return (shape[0], shape[2]) if kind == "dense" else (shape[0], shape[1], shape[3])
+
+
+def numpy_reference(text: str, inputs):
+    import numpy as np
+
+    kind, _ = parse_workload(text)
+    x, w = inputs
+    return x @ w.T if kind == "dense" else np.matmul(x, w.transpose(0, 2, 1))
+
+
+def prim_func(text: str):
+    from tvm import te
+
+    kind, shape = parse_workload(text)
+    x_shape, w_shape = input_shapes(text)
+    x = te.placeholder(x_shape, name="X")
+    w = te.placeholder(w_shape, name="W")
+    k = te.reduce_axis((0, x_shape[-1]), name="k")
+    if kind == "dense":
+        y = te.compute(output_shape(text), lambda i, j: te.sum(x[i, k] * w[j, k], axis=k), name="Y")
+    else:
+        y = te.compute(output_shape(text), lambda b, i, j: te.sum(x[b, i, k] * w[b, j, k], axis=k), name="Y")
+    return te.create_prim_func([x, w, y])
+
+
+# ---- worker: numpy --------------------------------------------------------------------------------
+
+
+def numpy_worker(workload: str) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s, dtype="float32") for s in input_shapes(workload)]
+    numpy_reference(workload, inputs)  # warm up the BLAS threads
+    samples = []
+    for _ in range(7):
+        start = time.perf_counter()
+        reps = 0
+        while time.perf_counter() - start < 0.2:
+            numpy_reference(workload, inputs)
+            reps += 1
+        samples.append((time.perf_counter() - start) / reps)
+    seconds = sorted(samples)[len(samples) // 2]
+    return {"seconds": seconds, "gflops": flops(workload) / seconds / 1e9}
+
+
+# ---- worker: one tune -----------------------------------------------------------------------------
+
+
+def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_iter: int, seed: int) -> dict:
+    import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
+
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvm_morello.target import resolve_target
+    from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
+    from tvm_morello.tune.measured import median_seconds
+
+    trials: list[dict] = []
+    best: dict[int, object] = {}  # checkpoint -> best schedule among that many first trials
+    start = time.perf_counter()
+
+    @derived_object
+    class Progress(ms.measure_callback.PyMeasureCallback):
+        """Timestamps every measured trial and keeps the best schedule at each checkpoint."""
+
+        def __init__(self):
+            self.best_seconds, self.best_sch = math.inf, None
+
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            now = time.perf_counter() - start
+            for candidate, result in zip(measure_candidates, runner_results):
+                seconds = median_seconds(result)
+                trials.append({"trial": len(trials) + 1, "wall_s": now, "seconds": seconds})
+                if seconds is not None and seconds < self.best_seconds:
+                    self.best_seconds, self.best_sch = seconds, candidate.sch
+                if len(trials) in checkpoints:
+                    best[len(trials)] = self.best_sch
+
+    func = prim_func(workload)
+    target = resolve_target(None).tvm_target()
+    strategy = MorelloSearch() if strategy_name == "morello" else ms.search_strategy.EvolutionarySearch()
+    progress = Progress()
+    with tempfile.TemporaryDirectory() as work_dir, cpu_tensor_intrinsics_only():
+        ms.tune_tir(
+            func,
+            target,
+            work_dir,
+            max_trials_global=max(checkpoints),
+            num_trials_per_iter=per_iter,
+            builder=fast_builder(),
+            runner=ms.runner.LocalRunner(),
+            strategy=strategy,
+            measure_callbacks=list(ms.measure_callback.MeasureCallback.create("default")) + [progress],
+            num_tuning_cores=1,
+            seed=seed,
+        )
+    for n in checkpoints:  # a strategy that stopped early keeps its final best for the later checkpoints
+        best.setdefault(n, progress.best_sch)
+    kernels = {str(n): _measure_kernel(workload, sch, target) for n, sch in best.items() if sch is not None}
+    return {"trials": trials, "kernels": kernels}
+
+
+def _measure_kernel(workload: str, sch, target) -> dict:
+    """Compile a schedule, check it against numpy, and time it (median of 5 repeats of >= 100 ms)."""
+    import numpy as np
+    import tvm
+
+    lib = tvm.compile(sch.mod, target)
+    dev = tvm.cpu()
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s, dtype="float32") for s in input_shapes(workload)]
+    out = tvm.runtime.tensor(np.zeros(output_shape(workload), "float32"), dev)
+    args = [tvm.runtime.tensor(x, dev) for x in inputs] + [out]
+    lib["main"](*args)
+    correct = bool(np.allclose(args[-1].numpy(), numpy_reference(workload, inputs), rtol=1e-3, atol=1e-3))
+    timer = lib.mod.time_evaluator("main", dev, number=1, repeat=5, min_repeat_ms=100)
+    seconds = float(np.median(timer(*args).results))
+    return {"seconds": seconds, "gflops": flops(workload) / seconds / 1e9, "correct": correct}
+
+
+# ---- driver ---------------------------------------------------------------------------------------
+
+
+def run_worker(args: list[str]) -> dict:
+    """Run this script as a worker in a fresh process and return its JSON answer."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        path = out.name
+    try:
+        subprocess.run([sys.executable, __file__, "--worker-out", path, *args], check=True, cwd=REPO)
+        return json.loads(Path(path).read_text())
+    finally:
+        os.unlink(path)
+
+
+def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int], numpy_gflops: float) -> list[dict]:
+    trials = result["trials"]
+    fl = flops(workload)
+    speeds = [fl / t["seconds"] / 1e9 if t["seconds"] else 0.0 for t in trials]
+    rows = []
+    for n in checkpoints:
+        window = speeds[:n]
+        final = max(window, default=0.0)
+        reach = next((i + 1 for i, _ in enumerate(window) if max(window[: i + 1]) >= 0.9 * final), None)
+        kernel = result["kernels"].get(str(n)) or result["kernels"].get(str(max(checkpoints)), {})
+        rows.append({
+            "workload": workload,
+            "strategy": strategy,
+            "max_trials": n,
+            "trials_measured": len(window),
+            "gflops": kernel.get("gflops", 0.0),
+            "correct": kernel.get("correct", False),
+            "tuning_best_gflops": final,
+            "tuning_wall_s": trials[min(n, len(trials)) - 1]["wall_s"] if trials else None,
+            "trials_to_90pct": reach,
+            "numpy_gflops": numpy_gflops,
+        })
+    return rows
+
+
+def time_to_reach(trials: list[dict], fl: float, gflops: float) -> float | None:
+    """Wall time at which the tune's best-so-far tuning speed first reached ``gflops``."""
+    for t in trials:
+        if t["seconds"] and fl / t["seconds"] / 1e9 >= gflops:
+            return t["wall_s"]
+    return None
+
+
+def geomean(values: list[float]) -> float:
+    values = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 0.0
+
+
+def machine_info() -> dict:
+    import numpy
+    import tvm_morello  # noqa: F401  (before tvm)
+    import tvm
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "tvm_num_threads": os.environ.get("TVM_NUM_THREADS"),
+        "python": platform.python_version(),
+        "tvm": tvm.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def reach_rows(curves: dict) -> list[dict]:
+    """Per workload: when MorelloSearch first matched the default's final tuning speed, vs the default's time."""
+    rows = []
+    for workload, by_strategy in curves.items():
+        fl = flops(workload)
+        default = by_strategy["evolutionary"]
+        default_best = max((fl / t["seconds"] / 1e9 for t in default if t["seconds"]), default=0.0)
+        reached = time_to_reach(by_strategy["morello"], fl, default_best)
+        default_wall = default[-1]["wall_s"] if default else None
+        fraction = reached / default_wall if reached is not None and default_wall else None
+        rows.append({"workload": workload, "default_best_gflops": default_best, "default_wall_s": default_wall,
+                     "morello_time_to_reach_s": reached, "fraction": fraction})
+    return rows
+
+
+def targets(rows: list[dict], reach: list[dict], checkpoints: list[int]) -> list[dict]:
+    out = []
+    for n in checkpoints:
+        ratios = []
+        for workload in sorted({r["workload"] for r in rows}):
+            speed = {r["strategy"]: r["gflops"] for r in rows if r["workload"] == workload and r["max_trials"] == n}
+            ratios.append(speed["morello"] / speed["evolutionary"] if speed.get("evolutionary") else 0.0)
+        value = geomean(ratios)
+        out.append({
+            "name": f"geomean kernel speed vs default EvolutionarySearch at {n} trials",
+            "value": value, "target": SPEEDUP_TARGET, "higher_is_better": True,
+            "met": value >= SPEEDUP_TARGET, "unit": "x",
+        })
+    fractions = [r["fraction"] for r in reach]
+    worst = None if not fractions or None in fractions else max(fractions)
+    out.append({
+        "name": f"time to the default's {max(checkpoints)}-trial speed / the default's wall time (worst workload)",
+        "value": worst, "target": TIME_FRACTION_TARGET, "higher_is_better": False,
+        "met": worst is not None and worst <= TIME_FRACTION_TARGET, "unit": "fraction",
+        "note": "null when MorelloSearch never reached the default's speed on some workload (see 'reach')",
+    })
+    return out
+
+
+def _fmt(value, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def write_markdown(path: Path, report: dict) -> None:
+    machine, config = report["machine"], report["config"]
+    lines = [
+        f"# MorelloSearch vs EvolutionarySearch ({'quick' if config['quick'] else 'full'} run)",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['tvm']}. Batch size "
+        f"{config['num_trials_per_iter']}, the same fast builder and LocalRunner for both strategies; GFLOP/s of the "
+        "best kernel re-measured after tuning; numpy timed in its own process.",
+        "",
+        "## Targets",
+        "",
+        "| target | value | goal | met |",
+        "|---|---|---|---|",
+    ]
+    for t in report["targets"]:
+        goal = f"{'>=' if t['higher_is_better'] else '<='} {t['target']}"
+        met = "yes" if t["met"] else "no"
+        lines.append(f"| {t['name']} | {_fmt(t['value'], '.3g')} {t['unit']} | {goal} | {met} |")
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| workload | strategy | trials | GFLOP/s | numpy GFLOP/s | tuning wall s | trials to 90% | correct |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        lines.append(
+            f"| {r['workload']} | {r['strategy']} | {r['max_trials']} | {r['gflops']:.1f} | {r['numpy_gflops']:.1f} | "
+            f"{_fmt(r['tuning_wall_s'])} | {r['trials_to_90pct']} | {r['correct']} |"
+        )
+    lines += [
+        "",
+        "## Time to the default's final speed",
+        "",
+        "| workload | default best GFLOP/s (tuning) | default wall s | MorelloSearch reached it at s | fraction |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["reach"]:
+        lines.append(
+            f"| {r['workload']} | {r['default_best_gflops']:.1f} | {_fmt(r['default_wall_s'])} | "
+            f"{_fmt(r['morello_time_to_reach_s'])} | {_fmt(r['fraction'], '.3f')} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and budgets (a smoke test)")
+    parser.add_argument("--out", default=None, help="output path without suffix (default benchmarks/strategy[_quick])")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("numpy", "tune"), help=argparse.SUPPRESS)
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
+    parser.add_argument("--strategy", choices=STRATEGIES, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoints", help=argparse.SUPPRESS)
+    parser.add_argument("--per-iter", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker == "numpy":
+        Path(args.worker_out).write_text(json.dumps(numpy_worker(args.workload)))
+        return
+    if args.worker == "tune":
+        checkpoints = [int(c) for c in args.checkpoints.split(",")]
+        answer = tune_worker(args.workload, args.strategy, checkpoints, args.per_iter, args.seed)
+        Path(args.worker_out).write_text(json.dumps(answer))
+        return
+
+    workloads = QUICK_WORKLOADS if args.quick else FULL_WORKLOADS
+    checkpoints = [8, 16] if args.quick else [32, 128]
+    per_iter = 8 if args.quick else 16
+    out = Path(args.out) if args.out else REPO / "benchmarks" / ("strategy_quick" if args.quick else "strategy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    rows, curves = [], {}
+    for workload in workloads:
+        numpy_gflops = run_worker(["--worker", "numpy", "--workload", workload])["gflops"]
+        curves[workload] = {}
+        for strategy in STRATEGIES:
+            print(f"[bench_strategy] {workload} {strategy} ...", flush=True)
+            result = run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
+                                 "--checkpoints", ",".join(map(str, checkpoints)), "--per-iter", str(per_iter),
+                                 "--seed", str(args.seed)])
+            curves[workload][strategy] = result["trials"]
+            rows += summarize(workload, strategy, result, checkpoints, numpy_gflops)
+
+    reach = reach_rows(curves)
+    report = {
+        "machine": machine_info(),
+        "config": {"quick": args.quick, "workloads": workloads, "checkpoints": checkpoints,
+                   "num_trials_per_iter": per_iter, "seed": args.seed},
+        "targets": targets(rows, reach, checkpoints),
+        "rows": rows,
+        "reach": reach,
+        "curves": curves,
+    }
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(out.with_suffix(".md"), report)
+    for t in report["targets"]:
+        print(f"[bench_strategy] {t['name']}: {t['value']} (target {t['target']}, met={t['met']})")
+    print(f"[bench_strategy] wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The fast builder (builds that load and compute the right thing, failures as results) and CPU-only intrinsics."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
+
+import numpy as np
+import tvm
+from tvm import te
+from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
+
+from tvm_morello.target import resolve_target
+from tvm_morello.tune import build_module, export_module, fast_builder
+
+TARGET = resolve_target(None).tvm_target()
+
+
+def _matmul(n=64, k=64, m=64):
+    a = te.placeholder((n, k), name="A")
+    b = te.placeholder((k, m), name="B")
+    r = te.reduce_axis((0, k), name="k")
+    c = te.compute((n, m), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="C")
+    return te.create_prim_func([a, b, c])
+
+
+def _tiled(func):
+    sch = tvm.s_tir.Schedule(func)
+    i, j, k = sch.get_loops(sch.get_sblock("C"))
+    io, ii = sch.split(i, [None, 4])
+    jo, ji = sch.split(j, [None, 16])
+    sch.reorder(io, jo, k, ii, ji)
+    sch.vectorize(ji)
+    sch.parallel(io)
+    return sch.mod
+
+
+def _thread_bound(func):
+    """A GPU-style binding the LLVM backend cannot compile."""
+    sch = tvm.s_tir.Schedule(func)
+    i, _, _ = sch.get_loops(sch.get_sblock("C"))
+    sch.bind(i, "threadIdx.x")
+    return sch.mod
+
+
+def _run_matmul(artifact_path):
+    lib = tvm.runtime.load_module(artifact_path)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 64), dtype="float32")
+    b = rng.standard_normal((64, 64), dtype="float32")
+    dev = tvm.cpu()
+    c = tvm.runtime.tensor(np.zeros((64, 64), "float32"), dev)
+    lib["main"](tvm.runtime.tensor(a, dev), tvm.runtime.tensor(b, dev), c)
+    np.testing.assert_allclose(c.numpy(), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_fast_builder_output_loads_and_matches_numpy():
+    (result,) = fast_builder().build([BuilderInput(_tiled(_matmul()), TARGET)])
+    assert result.error_msg is None
+    assert result.artifact_path.endswith(".so") and os.path.exists(result.artifact_path)
+    _run_matmul(result.artifact_path)
+
+
+def test_failed_build_is_a_result_and_the_batch_goes_on():
+    func = _matmul()
+    results = fast_builder().build(
+        [BuilderInput(_thread_bound(func), TARGET), BuilderInput(_tiled(func), TARGET)]
+    )
+    assert len(results) == 2
+    assert results[0].artifact_path is None
+    assert "FastBuilder" in results[0].error_msg
+    assert results[1].error_msg is None
+    _run_matmul(results[1].artifact_path)
+
+
+def test_build_functions_plug_into_local_builder():
+    builder = LocalBuilder(f_build=build_module, f_export=export_module, max_workers=1)
+    (result,) = builder.build([BuilderInput(_tiled(_matmul()), TARGET)])
+    assert result.error_msg is None, result.error_msg
+    _run_matmul(result.artifact_path)
+
+
+CPU_INTRINSICS_CHECK = """
+import sys
+import tvm_morello
+from tvm.s_tir import TensorIntrin
+from tvm_morello.tune import cpu_tensor_intrinsics_only
+
+with cpu_tensor_intrinsics_only():
+    import tvm.s_tir.tensor_intrin
+TensorIntrin.get("dot_16x4_vnni")  # x86 intrinsics are registered
+assert "tvm.s_tir.tensor_intrin.cuda" not in sys.modules  # the GPU ones were skipped, no placeholder left
+assert not hasattr(tvm.s_tir.tensor_intrin, "cuda")
+print("ok")
+"""
+
+
+def test_cpu_tensor_intrinsics_only_registers_x86_and_skips_gpu():
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", CPU_INTRINSICS_CHECK], cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -1,0 +1,17 @@
+"""Plugging tvm-morello into meta-schedule: the MorelloSearch strategy, a fast builder, and ``tune``."""
+from .builder import FastBuilder, build_module, export_module, fast_builder
+from .entry import tune
+from .intrinsics import cpu_tensor_intrinsics_only
+from .strategy import MorelloSearch
+from .workdir import repair_work_dir
+
+__all__ = [
+    "FastBuilder",
+    "MorelloSearch",
+    "build_module",
+    "cpu_tensor_intrinsics_only",
+    "export_module",
+    "fast_builder",
+    "repair_work_dir",
+    "tune",
+]

@@ -1,0 +1,181 @@
+"""MorelloSearch: a meta-schedule search strategy that measures the core DP's best programs first."""
+from __future__ import annotations
+
+import logging
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate, PySearchStrategy
+
+from ..errors import MorelloError
+from .calibration import Calibration
+from .fallback import start_evolutionary_search
+from .learned import LearnedRanker
+from .measured import Measurement, measurements_in_database, median_seconds, module_key
+from .pool import CandidatePool
+
+logger = logging.getLogger(__name__)
+
+
+@derived_object
+class MorelloSearch(PySearchStrategy):
+    """Search strategy for ``ms.tune_tir(..., strategy=MorelloSearch())`` and ``tune_relax``.
+
+    First batch: the DP's top programs in its order. Later batches: part from the DP re-ranked with cost
+    constants refit on the measurements so far, part from the rest of the DP's programs ordered by an
+    XGBoost model trained on them. Nothing measured before (in this tune or found in the database) is
+    measured again; the strategy stops when nothing new is left. Tasks the DP cannot express are tuned by
+    meta-schedule's EvolutionarySearch instead.
+
+    Parameters
+    ----------
+    top_k : programs asked from the DP at first; doubled whenever all of them have been measured.
+    learned_share : fraction of each later batch chosen by the learned model once it is trained.
+    min_learned_successes : successful measurements before the learned model's ranking is used.
+    """
+
+    def __init__(self, *, top_k: int = 64, learned_share: float = 0.5, min_learned_successes: int = 8) -> None:
+        self.top_k = top_k
+        self.learned_share = learned_share
+        self.min_learned_successes = min_learned_successes
+        self._context = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._fallback = None
+        self._pool = None
+        self._calibration = None
+        self._learned = None
+        self._measured: set[int] = set()
+        self._max_trials = 0
+        self._num_trials_per_iter = 0
+        self._issued = 0
+        self._tuning_args = None
+
+    # ---- meta-schedule interface -------------------------------------------------------------------
+
+    def _initialize_with_tune_context(self, context: ms.TuneContext) -> None:
+        self._context = context
+
+    def pre_tuning(self, max_trials, num_trials_per_iter, design_spaces, database=None, cost_model=None) -> None:
+        self._reset()
+        self._max_trials = int(max_trials)
+        self._num_trials_per_iter = int(num_trials_per_iter)
+        self._tuning_args = (list(design_spaces), database, cost_model)
+        context = self._context
+        try:
+            self._pool = CandidatePool(context.mod, context.target, self.top_k)
+            self._pool.rerank()
+            self._calibration = Calibration(context.target)
+            self._learned = LearnedRanker(context.num_threads, self.min_learned_successes)
+        except MorelloError as err:  # expected: the task is not a matmul the DP can express
+            self._switch_to_fallback(f"the DP cannot express it ({err})", logging.INFO)
+            return
+        except Exception as err:  # noqa: BLE001 - a tune must never fail because of us
+            logger.exception("MorelloSearch failed to start on task %r", _task_name(context))
+            self._switch_to_fallback(f"MorelloSearch failed: {type(err).__name__}: {err}")
+            return
+        try:
+            self._learn_from(measurements_in_database(database, context.mod))
+        except Exception:  # noqa: BLE001
+            logger.exception("MorelloSearch could not read the database's past records; they may be measured again")
+
+    def post_tuning(self) -> None:
+        if self._fallback is not None:
+            self._fallback.post_tuning()
+        self._reset()
+        self._context = None  # the context holds this strategy: drop the cycle
+
+    def generate_measure_candidates(self) -> list[MeasureCandidate] | None:
+        if self._fallback is not None:
+            return self._fallback.generate_measure_candidates()
+        budget = min(self._num_trials_per_iter, self._max_trials - self._issued)
+        if budget <= 0:
+            return None
+        try:
+            picks = self._pick(budget)
+        except Exception as err:  # noqa: BLE001
+            logger.exception("MorelloSearch failed to pick candidates on task %r", _task_name(self._context))
+            self._switch_to_fallback(f"MorelloSearch failed: {type(err).__name__}: {err}")
+            return self._fallback.generate_measure_candidates()
+        if not picks:
+            logger.info("MorelloSearch: no unmeasured candidate left for task %r", _task_name(self._context))
+            return None
+        self._issued += len(picks)
+        self._measured.update(picks)
+        return [_measure_candidate(self._pool[key].schedule) for key in picks]
+
+    def notify_runner_results(self, measure_candidates, results) -> None:
+        if self._fallback is not None:
+            self._fallback.notify_runner_results(measure_candidates, results)
+            return
+        try:
+            self._learn_from([Measurement(c, r, module_key(c.sch.mod)) for c, r in zip(measure_candidates, results)])
+        except Exception:  # noqa: BLE001 - losing one batch of learning is better than losing the tune
+            logger.exception("MorelloSearch could not learn from a batch of task %r", _task_name(self._context))
+
+    def clone(self) -> "MorelloSearch":
+        return MorelloSearch(
+            top_k=self.top_k,
+            learned_share=self.learned_share,
+            min_learned_successes=self.min_learned_successes,
+        )
+
+    # ---- choosing candidates -----------------------------------------------------------------------
+
+    def _pick(self, budget: int) -> list[int]:
+        constants = self._calibration.constants()
+        if constants is not None and constants is not self._pool.constants:
+            self._pool.rerank(constants)
+        while True:
+            picks = self._pick_from_pool(budget)
+            if len(picks) >= budget or not self._pool.grow():
+                return picks
+
+    def _pick_from_pool(self, budget: int) -> list[int]:
+        """The DP's best unmeasured programs, then the learned model's favourites among the rest."""
+        ranked = set(self._pool.ranking)
+        unmeasured = [key for key in self._pool.ranking if key not in self._measured]
+        unmeasured += [key for key in self._pool.keys() if key not in ranked and key not in self._measured]
+        n_learned = round(budget * self.learned_share) if self._learned.ready else 0
+        picks, rest = unmeasured[: budget - n_learned], unmeasured[budget - n_learned :]
+        if n_learned and rest:
+            picks += self._learned_picks(rest, n_learned)
+        rest = [key for key in rest if key not in picks]
+        return picks + rest[: budget - len(picks)]
+
+    def _learned_picks(self, keys: list[int], count: int) -> list[int]:
+        """The ``count`` keys the learned model predicts fastest; none if it fails (the DP order fills in)."""
+        candidates = [_measure_candidate(self._pool[key].schedule) for key in keys]
+        try:
+            order = self._learned.rank(self._context, candidates)
+        except Exception:  # noqa: BLE001 - a broken model must not stop the search, only weaken it
+            logger.exception("MorelloSearch: the learned model failed to rank candidates; using the DP order")
+            return []
+        return [keys[i] for i in order[:count]]
+
+    def _learn_from(self, measurements) -> None:
+        """Mark measurements as measured and feed them to the calibration and to the learned model."""
+        for m in measurements:
+            self._measured.add(m.key)
+            seconds = median_seconds(m.result)
+            if seconds is not None and m.key in self._pool:
+                self._calibration.add(self._pool[m.key].program, seconds)
+        self._learned.update(self._context, [m.candidate for m in measurements], [m.result for m in measurements])
+
+    def _switch_to_fallback(self, reason: str, level: int = logging.WARNING) -> None:
+        task = _task_name(self._context)
+        logger.log(level, "MorelloSearch hands task %r to meta-schedule's EvolutionarySearch: %s", task, reason)
+        design_spaces, database, cost_model = self._tuning_args
+        remaining = max(0, self._max_trials - self._issued)
+        self._fallback = start_evolutionary_search(
+            self._context, remaining, self._num_trials_per_iter, design_spaces, database, cost_model
+        )
+
+
+def _measure_candidate(schedule) -> MeasureCandidate:
+    return MeasureCandidate(schedule, ms.arg_info.ArgInfo.from_entry_func(schedule.mod, remove_preproc=True))
+
+
+def _task_name(context) -> str:
+    return str(context.task_name) if context is not None else "?"
