@@ -19,11 +19,15 @@ def program_features(program, target) -> np.ndarray:
     return np.array([program_cost(program, CostConstants.unit(name), target) for name in CostConstants.names()])
 
 
-def fit_constants(programs: Sequence, seconds: Sequence[float], target, prior: CostConstants | None = None) -> CostConstants:
+def fit_constants(
+    programs: Sequence, seconds: Sequence[float], target, prior: CostConstants | None = None, prior_weight: float = 0.3
+) -> CostConstants:
     """Constants (in nanoseconds) that best explain measured ``seconds`` of ``programs``.
 
-    Relative error is what ranking needs, so each row is scaled by 1 / measured time. Constants that
-    no measured program exercises keep the prior's value, rescaled to the fitted units.
+    Relative error is what ranking needs, so each row is scaled by 1 / measured time. The features of
+    a few dozen programs are nearly collinear and timings are noisy, so each constant is also pulled
+    towards the prior (rescaled to nanoseconds) with relative weight ``prior_weight``: constants the
+    measurements do not pin down stay where the prior put them.
     """
     from scipy.optimize import nnls
 
@@ -36,10 +40,12 @@ def fit_constants(programs: Sequence, seconds: Sequence[float], target, prior: C
     features = np.stack([program_features(p, target) for p in programs])
     nanoseconds = np.asarray(seconds, dtype=float) * 1e9
     weights = 1.0 / nanoseconds
-    solution, _ = nnls(features * weights[:, None], nanoseconds * weights)
-    used = features.any(axis=0)
     prior_vector = np.array(prior.as_vector())
-    predicted_with_prior = features @ prior_vector
-    scale = float(np.median(nanoseconds / np.maximum(predicted_with_prior, 1e-12)))
-    fitted = np.where(used, solution, prior_vector * scale)
-    return CostConstants.from_vector(fitted)
+    scale = float(np.median(nanoseconds / np.maximum(features @ prior_vector, 1e-12)))
+    anchor = prior_vector * scale
+    # Rows prior_weight * (c_i / anchor_i - 1) = 0 keep each constant near the prior in relative terms.
+    regular = np.diag(np.where(anchor > 0, prior_weight / np.maximum(anchor, 1e-12), 0.0))
+    matrix = np.vstack([features * weights[:, None], regular])
+    rhs = np.concatenate([np.ones_like(nanoseconds), np.where(anchor > 0, prior_weight, 0.0)])
+    solution, _ = nnls(matrix, rhs)
+    return CostConstants.from_vector(solution)

@@ -1,0 +1,361 @@
+"""Dynamic-shape benchmark: BERT-base matmuls over sequence length T, tvm-morello's dispatching library vs
+meta-schedule tuned per shape and numpy (timed in a separate process).
+
+Writes benchmarks/dynamic.json, benchmarks/dynamic.md and benchmarks/dynamic.png.
+Usage: python scripts/bench_dynamic.py [--quick] [--out benchmarks]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NUMPY_WORKER_FLAG = "--numpy-worker"
+ROUNDS = 3  # alternations of tvm-morello and numpy timing per shape
+
+
+# ---------------------------------------------------------------- numpy side (own process, no TVM)
+def numpy_worker() -> None:
+    """Serve timing jobs: one JSON {"a", "b", "transpose_b"} per stdin line -> best seconds per stdout line.
+
+    For a transposed B both numpy spellings are timed (the strided view, and a contiguous copy made inside the
+    timed call: numpy's batched matmul on some strided views leaves BLAS) and the faster one counts."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for line in sys.stdin:
+        job = json.loads(line)
+        a = rng.standard_normal(job["a"], dtype=np.float32)
+        b = rng.standard_normal(job["b"], dtype=np.float32)
+        if job["transpose_b"]:
+            candidates = [lambda a=a, b=b: np.matmul(a, np.swapaxes(b, -1, -2)),
+                          lambda a=a, b=b: np.matmul(a, np.ascontiguousarray(np.swapaxes(b, -1, -2)))]
+        else:
+            candidates = [lambda a=a, b=b: np.matmul(a, b)]
+        print(json.dumps(min(_best_time(run) for run in candidates)), flush=True)
+
+
+def _best_time(run) -> float:
+    run()
+    reps = max(1, int(0.05 / max(_time_once(run), 1e-7)))
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(reps):
+            run()
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
+class NumpyTimer:
+    """A persistent numpy process (no TVM in it), asked shape by shape between TVM measurements so that
+    both sides see the same machine load."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, __file__, NUMPY_WORKER_FLAG], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def time(self, workload, env) -> float:
+        a_shape, b_shape = workload.input_shapes(env)
+        time.sleep(0.02)  # let TVM's thread pool stop spinning before numpy's threads start
+        self.proc.stdin.write(json.dumps({"a": a_shape, "b": b_shape, "transpose_b": workload.transpose_b}) + "\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _time_once(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- TVM side
+def machine_info() -> dict:
+    import numpy as np
+    import sklearn
+    import tvm
+    import xgboost
+
+    import tvm_morello
+
+    cpu = tvm_morello.resolve_target(None)
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model, "mcpu": cpu.mcpu, "cores": cpu.cores, "vector_bits": cpu.vector_bits,
+            "threads": int(os.environ.get("TVM_NUM_THREADS", "0")), "python": platform.python_version(),
+            "versions": {"tvm": tvm.__version__, "numpy": np.__version__, "xgboost": xgboost.__version__,
+                         "scikit-learn": sklearn.__version__},
+            "load_average_at_start": os.getloadavg()}
+
+
+def env_for(workload, t: int) -> dict:
+    """BERT's T -> the workload's variables (dense: m = batch * T)."""
+    name = workload.var_names[0]
+    if name == "T":
+        return {"T": t}
+    scale = workload.range_of(name).hi // 128
+    return {name: scale * t}
+
+
+def static_prim_func(workload, env):
+    """The per-shape PrimFunc meta-schedule tunes (B raw, as the user holds it)."""
+    from tvm import te
+
+    b, m, k, n = workload.dims(env)
+    lead = (b,) if workload.batch else ()
+    a = te.placeholder(lead + (m, k), name="A")
+    bt = te.placeholder(lead + ((n, k) if workload.transpose_b else (k, n)), name="B")
+    r = te.reduce_axis((0, k), "k")
+
+    def body(*idx):
+        bb, i, j = idx[:-2], idx[-2], idx[-1]
+        rhs = bt[(*bb, j, r)] if workload.transpose_b else bt[(*bb, r, j)]
+        return te.sum(a[(*bb, i, r)] * rhs, axis=r)
+
+    out = te.compute(lead + (m, n), body, name="Y")
+    return te.create_prim_func([a, bt, out]).with_attr("global_symbol", "main")
+
+
+def time_tvm(fn, args, dev, *, name="main") -> float:
+    evaluator = fn.time_evaluator(name, dev, number=1, repeat=1, min_repeat_ms=0)
+    once = evaluator(*args).mean
+    number = max(1, int(0.05 / max(once, 1e-7)))
+    return min(fn.time_evaluator(name, dev, number=number, repeat=5)(*args).results)
+
+
+def tune_meta_schedule(workload, env, trials: int, work_dir: Path) -> tuple[float, float]:
+    """(tuning wall seconds, best kernel seconds) of meta-schedule on one static shape."""
+    import numpy as np
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    import tvm_morello
+    from tvm_morello.dynamic.measure import fast_build
+
+    target = tvm_morello.resolve_target(None).tvm_target()
+    mod = tvm.IRModule({"main": static_prim_func(workload, env)})
+    start = time.perf_counter()
+    db = ms.tune_tir(mod, target, str(work_dir), max_trials_global=trials, num_trials_per_iter=min(trials, 32),
+                     builder=ms.builder.LocalBuilder(f_build=fast_build))
+    sch = ms.tir_integration.compile_tir(db, mod, target)
+    tuning = time.perf_counter() - start
+    fn = tvm.compile(sch.mod, target=target).jit()
+    a_shape, b_shape = workload.input_shapes(env)
+    rng = np.random.default_rng(0)
+    args = [tvm.runtime.tensor(rng.standard_normal(s, dtype=np.float32)) for s in (a_shape, b_shape)]
+    args.append(tvm.runtime.tensor(np.zeros(workload.output_shape(env), "float32")))
+    return tuning, time_tvm(fn, args, tvm.cpu())
+
+
+def time_library(vm, plan, env) -> float:
+    import numpy as np
+    import tvm
+
+    wl = plan.workload
+    a_shape, b_shape = wl.input_shapes(env)
+    rng = np.random.default_rng(0)
+    a = tvm.runtime.tensor(rng.standard_normal(a_shape, dtype=np.float32))
+    b = tvm.runtime.tensor(rng.standard_normal(b_shape, dtype=np.float32))
+    if wl.constant_b:
+        b = vm[plan.pack_entry](b)  # packed once, outside the timed call
+    return time_tvm(vm, [a, b], tvm.cpu(), name=plan.entry)
+
+
+def geomean(values) -> float:
+    values = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return {"batches": (16, 1), "ops": ("dense_qkv", "bmm_qk", "bmm_av"), "eval_t": (1, 5, 17, 24, 64, 100, 128),
+                "ms_t": (24, 128), "ms_trials": 16,
+                "config": dict(max_candidates=5, shapes_per_kernel=2, max_shapes=32)}
+    return {"batches": (16, 1), "ops": ("dense_qkv", "dense_ffn1", "dense_ffn2", "bmm_qk", "bmm_av"),
+            "eval_t": tuple(range(1, 129)), "ms_t": (5, 24, 43, 62, 81, 100, 119, 128), "ms_trials": 64,
+            "config": dict(max_candidates=8, shapes_per_kernel=2, max_shapes=128)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer operators, shapes and trials (minutes)")
+    parser.add_argument("--out", default="benchmarks")
+    args = parser.parse_args()
+
+    import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm)
+    from tvm_morello import dynamic as dyn
+    from tvm_morello.export import export_library, load_library
+
+    cfg = settings(args.quick)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench_dynamic_"))
+    machine = machine_info()
+    target = tvm_morello.resolve_target(None)
+
+    workloads = []
+    for batch in cfg["batches"]:
+        for wl in dyn.bert_workloads(batch):
+            if wl.name in cfg["ops"]:
+                workloads.append(dyn.DynamicWorkload(f"{wl.name}_b{batch}", wl.batch, wl.m, wl.k, wl.n, wl.ranges,
+                                                     wl.transpose_b, wl.constant_b))
+
+    # 1. ours: one joint tuning for all T of all operators, then compile + verify + export
+    start = time.perf_counter()
+    plans = dyn.tune_dynamic(workloads, target, work_dir=work / "morello_db",
+                             config=dyn.TuningConfig(**cfg["config"]))
+    tuned = time.perf_counter() - start
+    lib = export_library(plans, target, work / "dynamic.so")
+    ours_tuning = time.perf_counter() - start
+    print(f"tvm-morello: tuning {tuned:.1f} s, with compile + verification {ours_tuning:.1f} s")
+
+    # 2. ours vs numpy per (operator, T), interleaved (numpy in its own process), best of ROUNDS alternations
+    vm, _ = load_library(lib.library)
+    numpy_timer = NumpyTimer()
+    rows = []
+    for plan in plans:
+        for t in cfg["eval_t"]:
+            env = env_for(plan.workload, t)
+            ours, theirs = math.inf, math.inf
+            for _ in range(ROUNDS):
+                ours = min(ours, time_library(vm, plan, env))
+                theirs = min(theirs, numpy_timer.time(plan.workload, env))
+            rows.append({"operator": plan.workload.name, "T": t, "shape": plan.workload.dims(env),
+                         "flops": plan.workload.flops(env), "ours_s": ours, "numpy_s": theirs,
+                         "speedup_vs_numpy": theirs / ours,
+                         "kernel": plan.kernels[plan.tree.predict_one([env[n] for n in plan.workload.var_names])].key})
+    numpy_timer.close()
+
+    # 4. meta-schedule tuned per shape at the sampled T
+    ms_runs = []
+    for plan in plans:
+        for t in cfg["ms_t"]:
+            env = env_for(plan.workload, t)
+            tuning, kernel = tune_meta_schedule(plan.workload, env, cfg["ms_trials"], work / f"ms_{plan.workload.name}_{t}")
+            ours = time_library(vm, plan, env)  # right after the meta-schedule kernel: same machine load
+            ms_runs.append({"operator": plan.workload.name, "T": t, "tuning_s": tuning, "ms_s": kernel, "ours_s": ours,
+                            "speedup_vs_ms": kernel / ours})
+            print(f"meta-schedule {plan.workload.name} T={t}: tuning {tuning:.1f} s, kernel {kernel * 1e3:.3f} ms "
+                  f"(ours {ours * 1e3:.3f} ms)")
+    for row in rows:
+        match = next((r for r in ms_runs if r["operator"] == row["operator"] and r["T"] == row["T"]), None)
+        row["ms_s"] = match["ms_s"] if match else None
+
+    # 5. targets
+    per_op_ms = {}
+    for run in ms_runs:
+        per_op_ms.setdefault(run["operator"], []).append(run["tuning_s"])
+    ms_sampled = sum(sum(v) / len(v) * 8 for v in per_op_ms.values())  # 8 sampled T per operator
+    ms_all = sum(sum(v) / len(v) * 128 for v in per_op_ms.values())  # all 128 T, extrapolated
+    vs_numpy = [r["speedup_vs_numpy"] for r in rows]
+    vs_ms = [r["speedup_vs_ms"] for r in ms_runs]
+
+    def target_entry(name, value, goal, unit, higher=True):
+        return {"name": name, "value": value, "target": goal, "higher_is_better": higher,
+                "met": bool(value >= goal if higher else value <= goal), "unit": unit}
+
+    targets = [
+        target_entry("tuning time: meta-schedule on 8 sampled T / tvm-morello (all T)", ms_sampled / ours_tuning, 5.0, "x"),
+        target_entry("tuning time: meta-schedule extrapolated to 128 T / tvm-morello", ms_all / ours_tuning, 50.0, "x"),
+        target_entry("geomean kernel speed vs per-shape meta-schedule", geomean(vs_ms), 1.0, "x"),
+        target_entry("geomean kernel speed vs numpy", geomean(vs_numpy), 1.2, "x"),
+        target_entry("min kernel speed vs numpy over T", min(vs_numpy), 0.9, "x"),
+    ]
+    result = {
+        "machine": machine, "quick": args.quick, "settings": {k: v for k, v in cfg.items()},
+        "targets": targets,
+        "tuning": {"tvm_morello_s": ours_tuning, "tvm_morello_tuning_only_s": tuned,
+                   "meta_schedule_per_shape": ms_runs, "meta_schedule_8T_estimate_s": ms_sampled,
+                   "meta_schedule_128T_estimate_s": ms_all},
+        "plans": [{"operator": p.workload.name, "kernels": [k.key for k in p.kernels], "tree": p.tree.to_json(),
+                   "predicted_geomean_gflops": p.provenance.get("predicted_geomean_gflops")} for p in plans],
+        "rows": rows,
+    }
+    (out_dir / "dynamic.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "dynamic.md").write_text(markdown(result))
+    plot(result, out_dir / "dynamic.png")
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Dynamic shapes: BERT-base matmuls over sequence length T", "",
+             f"Machine: {result['machine']['cpu']} ({result['machine']['mcpu']}, {result['machine']['cores']} cores), "
+             f"TVM {result['machine']['versions']['tvm']}; {'quick run' if result['quick'] else 'full run'}; "
+             f"load average at start {', '.join(f'{v:.1f}' for v in result['machine']['load_average_at_start'])}.", "",
+             "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
+    for t in result["targets"]:
+        lines.append(f"| {t['name']} | {t['value']:.2f}{t['unit']} | {'>=' if t['higher_is_better'] else '<='} "
+                     f"{t['target']}{t['unit']} | {'yes' if t['met'] else 'no'} |")
+    tuning = result["tuning"]
+    lines += ["", "## Tuning time", "",
+              f"tvm-morello, all operators and every T (tuning + compile + verification): {tuning['tvm_morello_s']:.1f} s.",
+              f"meta-schedule per shape: estimated {tuning['meta_schedule_8T_estimate_s']:.0f} s for 8 sampled T and "
+              f"{tuning['meta_schedule_128T_estimate_s']:.0f} s for all 128 T (mean per-shape time x shapes).", "",
+              "| operator | T | meta-schedule tuning s | meta-schedule ms | tvm-morello ms | speedup |", "|---|---|---|---|---|---|"]
+    for r in tuning["meta_schedule_per_shape"]:
+        lines.append(f"| {r['operator']} | {r['T']} | {r['tuning_s']:.1f} | {r['ms_s'] * 1e3:.3f} | {r['ours_s'] * 1e3:.3f} | "
+                     f"{r['speedup_vs_ms']:.2f}x |")
+    lines += ["", "## Kernels chosen", "", "| operator | kernels | dispatch tree |", "|---|---|---|"]
+    for p in result["plans"]:
+        lines.append(f"| {p['operator']} | {', '.join(p['kernels'])} | `{json.dumps(p['tree']['root'])}` |")
+    lines += ["", "## Kernel time per T", "", "| operator | T | kernel | tvm-morello ms | numpy ms | vs numpy |",
+              "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['operator']} | {r['T']} | {r['kernel']} | {r['ours_s'] * 1e3:.3f} | {r['numpy_s'] * 1e3:.3f} | "
+                     f"{r['speedup_vs_numpy']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install .[bench]); no plot written")
+        return
+    ops = sorted({r["operator"] for r in result["rows"]})
+    cols = min(3, len(ops))
+    fig, axes = plt.subplots(math.ceil(len(ops) / cols), cols, figsize=(5 * cols, 3.5 * math.ceil(len(ops) / cols)),
+                             squeeze=False)
+    for ax, op in zip(axes.flat, ops):
+        rows = [r for r in result["rows"] if r["operator"] == op]
+        ts = [r["T"] for r in rows]
+        ax.plot(ts, [r["flops"] / r["ours_s"] / 1e9 for r in rows], "o-", ms=3, label="tvm-morello (one library)")
+        ax.plot(ts, [r["flops"] / r["numpy_s"] / 1e9 for r in rows], "s--", ms=3, label="numpy")
+        ms_runs = [r for r in result["tuning"]["meta_schedule_per_shape"] if r["operator"] == op]
+        flops = {r["T"]: r["flops"] for r in rows}
+        ax.plot([r["T"] for r in ms_runs if r["T"] in flops], [flops[r["T"]] / r["ms_s"] / 1e9 for r in ms_runs if r["T"] in flops],
+                "^", label="meta-schedule per shape")
+        ax.set_title(op)
+        ax.set_xlabel("T")
+        ax.set_ylabel("GFLOP/s")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(ops):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    if NUMPY_WORKER_FLAG in sys.argv:
+        numpy_worker()
+    else:
+        main()

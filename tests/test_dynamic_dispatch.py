@@ -1,0 +1,129 @@
+"""Dispatch tree, set cover and cost model; the compiled Relax dispatcher runs the kernel the tree names."""
+import tvm_morello  # noqa: F401  (before tvm)
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tvm_morello import dynamic as dyn
+from tvm_morello.dynamic.cost_model import adaptation, calibrate_alpha
+from tvm_morello.dynamic.dispatch import DispatchTree, Node
+from tvm_morello.dynamic.measure import Measurement
+from tvm_morello.dynamic.microkernels import MicroKernel
+from tvm_morello.dynamic.plan import OperatorPlan
+from tvm_morello.dynamic.set_cover import assign, greedy_set_cover
+from tvm_morello.export import compile_library
+
+TARGET = tvm_morello.resolve_target(None)
+
+
+def test_tree_reproduces_labels_and_thresholds_are_integers():
+    x = np.arange(1, 101)[:, None]
+    y = np.where(x[:, 0] <= 7, 0, np.where(x[:, 0] <= 60, 1, 2))
+    tree = DispatchTree(["m"]).fit(x, y)
+    assert (tree.predict(x) == y).all()
+    assert tree.predict_one([7]) == 0 and tree.predict_one([8]) == 1 and tree.predict_one([61]) == 2
+    regions = tree.regions([1], [100])
+    assert [(r.kernel, r.lo, r.hi) for r in regions] == [(0, (1,), (7,)), (1, (8,), (60,)), (2, (61,), (100,))]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=60))
+def test_tree_regions_partition_the_range(labels):
+    x = np.arange(1, len(labels) + 1)[:, None]
+    tree = DispatchTree(["m"]).fit(x, np.array(labels))
+    regions = tree.regions([1], [len(labels)])
+    covered = sorted(v for r in regions for v in range(r.lo[0], r.hi[0] + 1))
+    assert covered == list(range(1, len(labels) + 1))
+    for r in regions:
+        assert all(tree.predict_one([v]) == r.kernel for v in range(r.lo[0], r.hi[0] + 1))
+    assert (tree.predict(x) == np.array(labels)).all()
+
+
+def test_tree_json_round_trip():
+    root = Node(0, 5, Node(kernel=1), Node(0, 9, Node(kernel=0), Node(kernel=2)))
+    tree = DispatchTree.from_root(["T"], root)
+    again = DispatchTree.from_root(["T"], Node.from_json(tree.to_json()["root"]))
+    assert [again.predict_one([v]) for v in range(1, 12)] == [tree.predict_one([v]) for v in range(1, 12)]
+
+
+def test_greedy_set_cover_respects_cap_and_covers():
+    cost = np.array([[1.0, 5.0, 9.0], [1.0, 5.0, 9.0], [9.0, 1.0, 5.0], [9.0, 9.0, 1.0]])
+    weights = np.full(4, 0.25)
+    assert greedy_set_cover(cost, weights, top_k=1, cap=3) == [0, 1, 2]
+    chosen = greedy_set_cover(cost, weights, top_k=1, cap=1)
+    assert chosen == [0]
+    assert list(assign(cost, [0, 2])) == [0, 0, 2, 2]
+    with pytest.raises(tvm_morello.MorelloError, match="cap"):
+        greedy_set_cover(cost, weights, cap=0)
+
+
+def test_adaptation_padding_and_occupancy():
+    wl = dyn.dense(64, 64, (1, 100))
+    full = adaptation(wl, MicroKernel(4, 32), 32, {"m": 8}, cores=2)
+    assert full.padding == 1.0 and full.occupancy == 1.0
+    padded = adaptation(wl, MicroKernel(4, 32), 32, {"m": 5}, cores=2)
+    assert padded.padding == pytest.approx(5 / 8)
+    starved = adaptation(wl, MicroKernel(4, 64), 64, {"m": 8}, cores=2)
+    assert starved.occupancy == pytest.approx(0.5)
+
+
+def test_alpha_calibrated_from_runs_at_different_occupancy():
+    qk = dyn.batch_matmul(1, "T", 64, "T", {"T": (1, 64)}, name="qk")
+    micro = MicroKernel(4, 16)
+    # T=16: one column tile on two cores (occupancy 1/2); T=32: two tiles (occupancy 1); no padding in either
+    runs = [Measurement(micro, (("T", 16),), 1.0, 5.0), Measurement(micro, (("T", 32),), 1.0, 5.0 * 2**0.5)]
+    assert calibrate_alpha(qk, runs, 16, 2) == pytest.approx(0.5)
+    # dense: occupancy does not change with m, so there is nothing to fit and the analytic exponent stays
+    wl = dyn.dense(64, 64, (1, 100))
+    dense_runs = [Measurement(micro, (("m", 8),), 1.0, 10.0), Measurement(micro, (("m", 16),), 1.0, 5.0)]
+    assert calibrate_alpha(wl, dense_runs, 32, 2) == 1.0
+
+
+def _marker_kernel(workload, panel, value):
+    """A kernel with the real signature that fills the output with ``value``."""
+    from tvm import te, tirx
+
+    symbols = {name: te.var(name, "int64") for name in workload.var_names}
+    m, k, n = (symbols[d] if isinstance(d, str) else tirx.IntImm("int64", d) for d in (workload.m, workload.k, workload.n))
+    a = te.placeholder((m, k), name="A")
+    b = te.placeholder((tirx.IntImm("int64", -(-workload.n // panel)), k, tirx.IntImm("int64", panel)), name="Bp")
+    out = te.compute((m, n), lambda i, j: tirx.const(value, "float32") + 0 * a[i, 0] + 0 * b[0, 0, 0], name="Y")
+    return te.create_prim_func([a, b, out])
+
+
+def test_compiled_dispatcher_runs_the_kernel_the_tree_names():
+    import tvm
+    from tvm import relax
+
+    wl = dyn.dense(64, 64, (1, 50))
+    root = Node(0, 3, Node(kernel=0), Node(0, 20, Node(kernel=1), Node(kernel=2)))
+    plan = OperatorPlan(wl, 32, (MicroKernel(1, 32), MicroKernel(4, 32), MicroKernel(8, 32)),
+                        DispatchTree.from_root(["m"], root))
+    markers = {(wl.name, i): _marker_kernel(wl, 32, float(i + 1)) for i in range(3)}
+    vm = relax.VirtualMachine(compile_library([plan], TARGET, kernel_funcs=markers), tvm.cpu())
+    packed = vm[plan.pack_entry](tvm.runtime.tensor(np.zeros((64, 64), "float32")))
+    for m in (1, 3, 4, 20, 21, 50):
+        out = vm[plan.entry](tvm.runtime.tensor(np.zeros((m, 64), "float32")), packed).numpy()
+        assert out.shape == (m, 64)
+        assert np.all(out == plan.tree.predict_one([m]) + 1), m
+
+
+def test_cost_model_learns_overhead_and_throughput():
+    from tvm_morello.dynamic.cost_model import ThroughputModel
+
+    wl = dyn.batch_matmul(4, "T", 64, 64, {"T": (1, 128)}, transpose_b=False, name="av")
+    par, ser = MicroKernel(4, 32), MicroKernel(1, 32, parallel=False)
+
+    def run(micro, t, overhead, gflops):
+        env = {"T": t}
+        seconds = overhead + wl.flops(env) / (gflops * adaptation(wl, micro, 32, env, 2).factor(1.0) * 1e9)
+        return Measurement(micro, (("T", t),), seconds, wl.flops(env) / seconds / 1e9)
+
+    runs = [run(par, 128, 20e-6, 100.0), run(par, 1, 20e-6, 100.0), run(ser, 128, 1e-6, 100.0), run(ser, 1, 1e-6, 100.0)]
+    model = ThroughputModel(16, 2, alpha=1.0).fit(wl, 32, runs)
+    assert model.overhead_[par] == pytest.approx(20e-6, rel=0.3)
+    assert model.overhead_[ser] < 5e-6
+    cost = model.predict_seconds(wl, 32, [par, ser], [{"T": 1}, {"T": 128}])
+    assert cost[0].argmin() == 1  # tiny: the serial kernel (no thread-pool wake-up)
+    assert cost[1].argmin() == 0  # large: the parallel kernel

@@ -1,0 +1,131 @@
+"""Shape-generic micro-kernels are exact at every remainder and have no bounds check in the hot loop."""
+import tvm_morello  # noqa: F401  (before tvm)
+
+import numpy as np
+import pytest
+
+from tvm_morello import dynamic as dyn
+from tvm_morello.dynamic import kernels
+from tvm_morello.dynamic.microkernels import MicroKernel, candidate_microkernels, hardware_microkernels
+
+TARGET = tvm_morello.resolve_target(None)
+PANEL = 32
+
+WORKLOADS = {
+    "dense": dyn.dense(96, 64, (1, 40)),
+    "qk": dyn.batch_matmul(2, "T", 64, "T", {"T": (1, 40)}, transpose_b=True, name="qk"),
+    "av": dyn.batch_matmul(2, "T", "T", 64, {"T": (1, 40)}, transpose_b=False, name="av"),
+}
+
+
+def _run(workload, micro, values, panel=PANEL):
+    import tvm
+
+    target = TARGET.tvm_target()
+    kernel = tvm.compile(kernels.kernel_schedule(workload, micro, panel, TARGET).mod, target=target).jit()
+    pack = None
+    if workload.constant_b:
+        pack = tvm.compile(tvm.IRModule({"main": kernels.pack_weights_func(workload, panel)}), target=target).jit()
+    rng = np.random.default_rng(0)
+    for value in values:
+        env = {workload.var_names[0]: value}
+        a_shape, b_shape = workload.input_shapes(env)
+        a = rng.standard_normal(a_shape, dtype=np.float32)
+        b = rng.standard_normal(b_shape, dtype=np.float32)
+        b_arg = tvm.runtime.tensor(b)
+        if pack is not None:
+            packed = tvm.runtime.tensor(np.full((-(-workload.n // panel), workload.k, panel), np.nan, "float32"))
+            pack["main"](b_arg, packed)
+            b_arg = packed
+        out = tvm.runtime.tensor(np.full(workload.output_shape(env), np.nan, "float32"))
+        kernel["main"](tvm.runtime.tensor(a), b_arg, out)
+        np.testing.assert_allclose(out.numpy(), workload.reference(a, b), rtol=1e-4, atol=1e-4,
+                                   err_msg=f"{workload.name} {micro} at {env}")
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+@pytest.mark.parametrize("micro", [MicroKernel(4, 32), MicroKernel(6, 16), MicroKernel(1, 32, parallel=False)],
+                         ids=lambda mk: mk.key)
+def test_kernel_exact_at_tile_boundaries(name, micro):
+    tile = micro.mr
+    _run(WORKLOADS[name], micro, sorted({1, max(tile - 1, 1), tile, tile + 1, 2 * tile + 3, 40}))
+
+
+def test_wide_gemv_tile_with_zero_padded_weight_panels():
+    # n = 96 is padded to one 128-wide panel; the padding columns are computed but never stored
+    _run(WORKLOADS["dense"], MicroKernel(2, 128), [1, 2, 3, 40], panel=128)
+
+
+def test_hot_loop_has_no_predicate():
+    sch = kernels.kernel_schedule(WORKLOADS["dense"], MicroKernel(4, 32), PANEL, TARGET)
+    update = sch.get(sch.get_sblock("acc_update"))
+    realize_text = sch.mod.script()
+    assert "T.where" in realize_text  # only the tile write-back is predicated
+    body = realize_text[realize_text.index('T.sblock("acc_update")'):realize_text.index('T.sblock("Y")')]
+    assert "T.where" not in body, body
+    assert update is not None
+
+
+def test_microkernel_key_round_trip():
+    for micro in (MicroKernel(4, 64), MicroKernel(1, 32, parallel=False)):
+        assert MicroKernel.from_key(micro.key) == micro
+    with pytest.raises(ValueError, match="mrMR_nrNR"):
+        MicroKernel.from_key("4x64")
+
+
+def test_serial_kernel_has_no_parallel_loop():
+    text = kernels.kernel_schedule(WORKLOADS["qk"], MicroKernel(1, 32, parallel=False), PANEL, TARGET).mod.script()
+    assert "T.parallel" not in text
+    assert "T.parallel" in kernels.kernel_schedule(WORKLOADS["qk"], MicroKernel(1, 32), PANEL, TARGET).mod.script()
+
+
+def test_hardware_candidates_fit_register_file():
+    tiles = hardware_microkernels(TARGET)
+    lanes = TARGET.lanes()
+    assert tiles and all(t.nr % lanes == 0 for t in tiles)
+    assert all(t.accumulators(lanes) <= TARGET.vector_registers for t in tiles)
+    assert MicroKernel(4, 64) in tiles
+
+
+def test_candidates_come_from_the_morello_dp():
+    from tvm_morello.dynamic.microkernels import dp_microkernels
+
+    ranked = dp_microkernels(TARGET, 64, 64)
+    assert ranked, "the Morello DP gave no register tiles"
+    assert all(t.fits(TARGET) for t in ranked)
+    assert candidate_microkernels(TARGET, 64, 64, source="dp", limit=3) == list(ranked[:3])
+    auto = candidate_microkernels(TARGET, 64, 64, source="auto", limit=3)
+    assert any(t.mr <= 2 for t in auto) and all(t in ranked or t.mr <= 2 for t in auto)
+
+
+def test_candidate_limit_keeps_spread():
+    tiles = candidate_microkernels(TARGET, 64, 128, source="hardware", limit=4)
+    assert len(tiles) == 4
+    assert min(t.mr for t in tiles) == 1 and max(t.mr for t in tiles) >= 6
+
+
+def test_workload_from_prim_func():
+    from tvm import te
+
+    m = te.var("m", "int64")
+    x = te.placeholder((m, 64), name="X")
+    w = te.placeholder((96, 64), name="W")
+    k = te.reduce_axis((0, 64), "k")
+    y = te.compute((m, 96), lambda i, j: te.sum(x[i, k] * w[j, k], axis=k), name="Y")
+    wl = dyn.from_prim_func(te.create_prim_func([x, w, y]), {"m": (1, 50)})
+    assert (wl.batch, wl.m, wl.k, wl.n, wl.transpose_b, wl.constant_b) == (0, "m", 64, 96, True, True)
+
+    t = te.var("T", "int64")
+    a = te.placeholder((2, t, t), name="A")
+    v = te.placeholder((2, t, 64), name="V")
+    r = te.reduce_axis((0, t), "r")
+    o = te.compute((2, t, 64), lambda b, i, j: te.sum(a[b, i, r] * v[b, r, j], axis=r), name="O")
+    wl = dyn.from_prim_func(te.create_prim_func([a, v, o]), {"T": (1, 9)})
+    assert (wl.batch, wl.m, wl.k, wl.n, wl.transpose_b, wl.constant_b) == (2, "T", "T", 64, False, False)
+
+
+def test_workload_rejects_unknown_symbol_and_static_m():
+    with pytest.raises(tvm_morello.InvalidShapeError, match="no declared range"):
+        dyn.batch_matmul(2, "T", 64, "S", {"T": (1, 8)})
+    with pytest.raises(tvm_morello.UnsupportedOperatorError, match="static"):
+        dyn.batch_matmul(2, 8, 64, "T", {"T": (1, 8)})

@@ -1,0 +1,123 @@
+"""Exported libraries: verified before writing, loadable by plain TVM in a fresh process, range-checked."""
+import tvm_morello  # noqa: F401  (before tvm)
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tvm_morello import dynamic as dyn
+from tvm_morello.dynamic.dispatch import DispatchTree, Node
+from tvm_morello.dynamic.microkernels import MicroKernel
+from tvm_morello.dynamic.plan import OperatorPlan
+from tvm_morello.errors import VerificationError
+from tvm_morello.export import export_library, read_manifest
+
+TARGET = tvm_morello.resolve_target(None)
+
+
+def _plans():
+    dense = dyn.dense(96, 64, (1, 40))
+    qk = dyn.batch_matmul(2, "T", 64, "T", {"T": (1, 24)}, transpose_b=True, name="qk")
+    av = dyn.batch_matmul(2, "T", "T", 64, {"T": (1, 24)}, transpose_b=False, name="av")
+    split = DispatchTree.from_root
+    return [
+        OperatorPlan(dense, 32, (MicroKernel(2, 32), MicroKernel(6, 16)), split(["m"], Node(0, 5, Node(kernel=0), Node(kernel=1)))),
+        OperatorPlan(qk, 32, (MicroKernel(4, 16), MicroKernel(1, 32)), split(["T"], Node(0, 9, Node(kernel=1), Node(kernel=0)))),
+        OperatorPlan(av, 32, (MicroKernel(4, 32),), split(["T"], Node(kernel=0))),
+    ]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lib") / "ops.so"
+    return export_library(_plans(), TARGET, out)
+
+
+def test_manifest_describes_entries(exported):
+    manifest = read_manifest(exported.manifest)
+    ops = {op["entry"]: op for op in manifest["operators"]}
+    assert set(ops) == {"dense", "qk", "av"}
+    assert ops["dense"]["pack_entry"] == "dense_pack_weights"
+    assert ops["dense"]["workload"]["ranges"]["m"]["hi"] == 40
+    assert ops["dense"]["dispatch_tree"]["root"]["threshold"] == 5
+    assert [k["name"] for k in ops["dense"]["kernels"]] == ["dense__mr2_nr32", "dense__mr6_nr16"]
+    assert manifest["verification"]["max_rel_error"] < 1e-4
+    assert [5] in manifest["verification"]["checked"]["dense"] and [6] in manifest["verification"]["checked"]["dense"]
+
+
+LOADER = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import tvm
+    from tvm import relax
+    lib, manifest = sys.argv[1], json.load(open(sys.argv[2]))
+    vm = relax.VirtualMachine(tvm.runtime.load_module(lib), tvm.cpu())
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((96, 64), dtype=np.float32)
+    packed = vm["dense_pack_weights"](tvm.runtime.tensor(w))
+    for m in (1, 5, 6, 17, 40):
+        x = rng.standard_normal((m, 64), dtype=np.float32)
+        np.testing.assert_allclose(vm["dense"](tvm.runtime.tensor(x), packed).numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
+    for t in (1, 9, 10, 24):
+        q, k = rng.standard_normal((2, t, 64), dtype=np.float32), rng.standard_normal((2, t, 64), dtype=np.float32)
+        got = vm["qk"](tvm.runtime.tensor(q), tvm.runtime.tensor(k)).numpy()
+        np.testing.assert_allclose(got, q @ k.transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
+        p, v = rng.standard_normal((2, t, t), dtype=np.float32), rng.standard_normal((2, t, 64), dtype=np.float32)
+        np.testing.assert_allclose(vm["av"](tvm.runtime.tensor(p), tvm.runtime.tensor(v)).numpy(), p @ v, rtol=1e-4, atol=1e-4)
+    try:
+        vm["dense"](tvm.runtime.tensor(np.zeros((41, 64), "float32")), packed)
+        print("NO ERROR")
+    except Exception as err:
+        print("OUT OF RANGE:", str(err).splitlines()[-1] if str(err) else type(err).__name__)
+    assert "tvm_morello" not in sys.modules
+    print("OK", len(manifest["operators"]))
+''')
+
+
+def test_fresh_process_without_tvm_morello_runs_library(exported):
+    proc = subprocess.run([sys.executable, "-c", LOADER, str(exported.library), str(exported.manifest)],
+                          capture_output=True, text=True, timeout=120, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK 3" in proc.stdout
+    assert "OUT OF RANGE:" in proc.stdout and "dense" in proc.stdout and "m=41" in proc.stdout
+
+
+def test_out_of_range_shape_raises_clear_error(exported):
+    import tvm
+
+    vm, _ = tvm_morello.export.load_library(exported.library)
+    with pytest.raises(Exception, match=r"qk: shape outside the declared range \(T=25\)"):
+        vm["qk"](tvm.runtime.tensor(np.zeros((2, 25, 64), "float32")), tvm.runtime.tensor(np.zeros((2, 25, 64), "float32")))
+    with pytest.raises(Exception, match="dense"):
+        packed = vm["dense_pack_weights"](tvm.runtime.tensor(np.zeros((96, 64), "float32")))
+        vm["dense"](tvm.runtime.tensor(np.zeros((41, 64), "float32")), packed)
+
+
+def _broken_kernel(workload, micro, panel):
+    """A kernel with the real signature and an off-by-one reduction (skips k = 0)."""
+    from tvm import te, tirx
+
+    m = te.var("m", "int64")
+    k, n = tirx.IntImm("int64", workload.k), tirx.IntImm("int64", workload.n)
+    a = te.placeholder((m, k), name="A")
+    bp = te.placeholder((tirx.IntImm("int64", -(-workload.n // panel)), k, tirx.IntImm("int64", panel)), name="Bp")
+    r = te.reduce_axis((tirx.IntImm("int64", 0), k), "k")
+    out = te.compute((m, n), lambda i, j: te.sum(tirx.if_then_else(r > 0, a[i, r] * bp[j // panel, r, j % panel], 0.0),
+                                                 axis=r), name="Y")
+    return te.create_prim_func([a, bp, out])
+
+
+def test_verification_refuses_broken_kernel(tmp_path):
+    plans = _plans()[:1]
+    broken = {("dense", 1): _broken_kernel(plans[0].workload, plans[0].kernels[1], 32)}
+    out = tmp_path / "broken.so"
+    with pytest.raises(VerificationError, match=r"dense at \{'m': \d+\} \(kernel mr6_nr16\)"):
+        export_library(plans, TARGET, out, kernel_funcs=broken)
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    # the same plan with the real kernel passes
+    assert export_library(plans, TARGET, out).library.exists()
+    assert json.loads(out.with_suffix(".json").read_text())["operators"][0]["entry"] == "dense"

@@ -1,0 +1,94 @@
+"""``tvm-morello tune-dynamic``: tune a dynamic-shape operator and write its .so and JSON manifest."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InvalidShapeError
+from .shapes import VarRange
+
+
+def _dim(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _range(text: str) -> VarRange:
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise InvalidShapeError(f"range {text!r}: expected LO:HI, e.g. 1:256") from None
+    return VarRange(lo, hi)
+
+
+def _named_range(text: str) -> tuple[str, VarRange]:
+    name, sep, rest = text.partition("=")
+    if not sep:
+        raise InvalidShapeError(f"--range {text!r}: expected NAME=LO:HI, e.g. T=1:128")
+    return name, _range(rest)
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Register ``tune-dynamic`` on an argparse subparsers object."""
+    p = subparsers.add_parser("tune-dynamic", help="tune a dynamic-shape dense/batch_matmul into one .so + manifest",
+                              description=__doc__)
+    p.add_argument("--op", choices=["dense", "batch_matmul"], required=True)
+    p.add_argument("--name", help="entry name in the library (default: the op)")
+    p.add_argument("--batch", type=int, default=0, help="batch_matmul: static batch size")
+    p.add_argument("--m", type=_dim, default="m", help="int or symbolic name (default m)")
+    p.add_argument("--k", type=_dim, required=True, help="int or symbolic name")
+    p.add_argument("--n", type=_dim, required=True, help="int or symbolic name")
+    p.add_argument("--m-range", type=_range, help="LO:HI for m (dense)")
+    p.add_argument("--range", type=_named_range, action="append", default=[], metavar="NAME=LO:HI",
+                   help="range of a symbolic variable (repeatable)")
+    p.add_argument("--scale", type=int, default=1, help="dense: tune for m = SCALE * t, t in the m range (BERT: 16)")
+    p.add_argument("--b-layout", choices=["nk", "kn"], default="nk", help="batch_matmul: B as [b, n, k] or [b, k, n]")
+    p.add_argument("--out", required=True, help="library path (.so); the manifest goes beside it as .json")
+    p.add_argument("--work-dir", help="meta-schedule database directory (default: a temporary one)")
+    p.add_argument("--target", help="TVM target (default: the host CPU)")
+    p.add_argument("--cap", type=int, default=4, help="most kernels per operator")
+    p.add_argument("--max-candidates", type=int, default=8, help="micro-kernels measured")
+    p.add_argument("--shapes-per-kernel", type=int, default=2)
+    p.add_argument("--candidates", choices=["auto", "dp", "hardware"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(run=run)
+    return p
+
+
+def workload_from_args(args):
+    from . import shapes
+
+    ranges = dict(args.range)
+    if args.op == "dense":
+        m_range = args.m_range or ranges.get("m")
+        if m_range is None:
+            raise InvalidShapeError("dense needs --m-range LO:HI")
+        if args.scale > 1:
+            m_range = VarRange.scaled(m_range.lo, m_range.hi, args.scale)
+        return shapes.dense(int(args.n), int(args.k), m_range, name=args.name or "dense")
+    if args.m_range is not None:
+        ranges[args.m] = args.m_range
+    return shapes.batch_matmul(args.batch or 1, args.m, args.k, args.n, ranges, transpose_b=args.b_layout == "nk",
+                               name=args.name or "batch_matmul")
+
+
+def run(args) -> int:
+    from .tuner import TuningConfig, tune_and_export
+
+    workload = workload_from_args(args)
+    config = TuningConfig(max_candidates=args.max_candidates, candidate_source=args.candidates,
+                          shapes_per_kernel=args.shapes_per_kernel, cap=args.cap)
+    result = tune_and_export([workload], args.out, args.target, work_dir=args.work_dir, config=config,
+                             show_progress=not args.quiet)
+    print(f"wrote {result.library} and {result.manifest}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (``python -m tvm_morello.dynamic.cli``) until the package CLI wires the subcommand."""
+    parser = argparse.ArgumentParser(prog="tvm-morello")
+    add_subcommand(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

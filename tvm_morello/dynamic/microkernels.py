@@ -1,0 +1,142 @@
+"""Micro-kernel candidates (register tiles MR x NR) sized by the hardware, never by the shapes."""
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+from ..target import CpuTarget
+
+MR_CHOICES = (1, 2, 4, 6, 8)
+NR_VECTORS = (1, 2, 4, 8)  # NR in vector registers (8 only fits small MR: GEMV-like shapes)
+RESERVED_VREGS = 4  # broadcast register and rhs vectors LLVM keeps live beside the accumulators
+
+
+@dataclass(frozen=True, order=True)
+class MicroKernel:
+    """An MR x NR output tile kept in vector registers; NR is a multiple of the vector lanes.
+    ``parallel`` spreads (batch, column tile) pairs over the cores; a serial kernel avoids the thread
+    pool's wake-up for tiny shapes."""
+
+    mr: int
+    nr: int
+    parallel: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"mr{self.mr}_nr{self.nr}" + ("" if self.parallel else "_serial")
+
+    @classmethod
+    def from_key(cls, key: str) -> "MicroKernel":
+        found = re.fullmatch(r"mr(\d+)_nr(\d+)(_serial)?", key)
+        if found is None:
+            raise ValueError(f"micro-kernel key {key!r}: expected mrMR_nrNR or mrMR_nrNR_serial")
+        return cls(int(found.group(1)), int(found.group(2)), found.group(3) is None)
+
+    def accumulators(self, lanes: int) -> int:
+        return self.mr * self.nr // lanes
+
+    def fits(self, target: CpuTarget) -> bool:
+        lanes = target.lanes()
+        return self.nr % lanes == 0 and self.accumulators(lanes) + RESERVED_VREGS <= target.vector_registers
+
+
+def serial_microkernel(target: CpuTarget) -> MicroKernel:
+    """The kernel for tiny shapes: one row, one vector wide (least padding and packing), no parallel loop."""
+    return MicroKernel(1, target.lanes(), parallel=False)
+
+
+def hardware_microkernels(target: CpuTarget) -> list[MicroKernel]:
+    """Every register tile the vector register file holds (parallel kernels)."""
+    lanes = target.lanes()
+    tiles = [MicroKernel(mr, v * lanes) for mr in MR_CHOICES for v in NR_VECTORS]
+    return [t for t in tiles if t.fits(target)]
+
+
+def _dp_tiles(target: CpuTarget, k: int, n: int, top_k: int) -> list[tuple[int, int]]:
+    from ..search import synthesize
+    from ..spec import dense_spec
+
+    lanes = target.lanes()
+    tiles: list[tuple[int, int]] = []
+    for panel in sorted({v * lanes for v in NR_VECTORS if n % (v * lanes) == 0} or {lanes}):
+        spec = dense_spec(8, k, panel, prepacked=panel, target=target)
+        for program in synthesize(spec, target, top_k=top_k):
+            tile = program.register_tile()
+            if tile is not None and tile not in tiles:
+                tiles.append(tile)
+    return tiles
+
+
+def _dp_worker(queue, target, k, n, top_k) -> None:
+    try:
+        queue.put(("ok", _dp_tiles(target, k, n, top_k)))
+    except Exception as err:  # reported to the parent, which falls back to the hardware list
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+@functools.lru_cache(maxsize=64)
+def dp_microkernels(target: CpuTarget, k: int, n: int, *, top_k: int = 8, timeout_s: float = 30.0) -> tuple[MicroKernel, ...] | None:
+    """Distinct register tiles of the Morello DP's top-k programs on register/L1-sized dense specs
+    (m = 8 rows, n = one panel, the real k); None if the DP is unavailable, fails or exceeds ``timeout_s``."""
+    try:
+        import tvm_morello.search  # noqa: F401
+    except ImportError:
+        return None
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_dp_worker, args=(queue, target, min(k, 4096), n, top_k), daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+        warnings.warn(f"Morello DP gave no register tiles within {timeout_s:.0f} s; using the hardware list", stacklevel=2)
+        return None
+    status, value = queue.get() if not queue.empty() else ("error", f"exit code {worker.exitcode}")
+    if status != "ok":
+        warnings.warn(f"Morello DP failed ({value}); using the hardware list", stacklevel=2)
+        return None
+    tiles = [MicroKernel(mr, nr) for mr, nr in value]
+    return tuple(t for t in tiles if t.fits(target)) or None
+
+
+def _spread(tiles: list[MicroKernel], limit: int) -> list[MicroKernel]:
+    step = (len(tiles) - 1) / max(limit - 1, 1)
+    return sorted({tiles[round(i * step)] for i in range(limit)})
+
+
+def candidate_microkernels(
+    target: CpuTarget,
+    k: int,
+    n: int,
+    *,
+    limit: int | None = None,
+    source: str = "auto",
+    usable: Callable[[MicroKernel], bool] | None = None,
+) -> list[MicroKernel]:
+    """Register tiles to measure for a matmul of reduction depth ``k`` and width ``n``.
+
+    ``source``: "dp" (the Morello DP's tiles in its cost order, falling back to hardware), "hardware" (every
+    tile the register file holds), or "auto" (the DP's tiles, then the small-MR hardware tiles small shapes
+    need). ``usable`` filters tiles first; ``limit`` keeps the DP's best (with one small-MR tile under
+    "auto") or an even spread of the hardware list.
+    """
+    if source not in ("auto", "dp", "hardware"):
+        raise ValueError(f"source={source!r}: expected 'auto', 'dp' or 'hardware'")
+    keep = usable or (lambda tile: True)
+    hardware = [t for t in hardware_microkernels(target) if keep(t)]
+    ranked = [t for t in (dp_microkernels(target, k, n) or ()) if keep(t)] if source != "hardware" else []
+    if not ranked:
+        return hardware if limit is None or len(hardware) <= limit else _spread(hardware, limit)
+    small = [t for t in hardware if t.mr <= 2 and t not in ranked] if source == "auto" else []
+    small.sort(key=lambda t: -t.accumulators(target.lanes()))  # widest first: independent FMA chains for GEMV
+    if limit is None:
+        return ranked + small
+    picked = ranked[:limit]
+    if small and not any(t.mr <= 2 for t in picked):
+        picked = picked[: max(limit - 1, 0)] + small[:1]
+    return picked

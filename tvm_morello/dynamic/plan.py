@@ -1,0 +1,31 @@
+"""What tuning decided for one operator: its kernels, the tree that picks among them, and why."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .dispatch import DispatchTree
+from .microkernels import MicroKernel
+from .shapes import DynamicWorkload
+
+
+@dataclass(frozen=True, eq=False)
+class OperatorPlan:
+    """``tree`` maps the workload's variable values (in ``workload.var_names`` order) to an index into
+    ``kernels``; ``panel`` is the width weights are packed in; ``provenance`` records the tuning."""
+
+    workload: DynamicWorkload
+    panel: int
+    kernels: tuple[MicroKernel, ...]
+    tree: DispatchTree
+    provenance: dict = field(default_factory=dict)
+
+    def kernel_name(self, index: int) -> str:
+        return f"{self.workload.name}__{self.kernels[index].key}"
+
+    @property
+    def entry(self) -> str:
+        return self.workload.name
+
+    @property
+    def pack_entry(self) -> str | None:
+        return f"{self.workload.name}_pack_weights" if self.workload.constant_b else None

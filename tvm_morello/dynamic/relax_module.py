@@ -1,0 +1,107 @@
+"""The library's modules: Relax entries that check the ranges and walk the decision tree (``If`` on the
+symbolic sizes) into the kernels, plus weight-pack entries; and the kernels as a separate TIR module."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..target import CpuTarget
+from .dispatch import Node
+from .kernels import kernel_schedule, pack_weights_func
+from .plan import OperatorPlan
+
+
+def _shape(dims, symbols):
+    from tvm import tirx
+
+    return [symbols[d] if isinstance(d, str) else tirx.IntImm("int64", d) for d in dims]
+
+
+def _params(plan: OperatorPlan, symbols):
+    from tvm import relax
+
+    wl = plan.workload
+    lead = [wl.batch] if wl.batch else []
+    a = relax.Var("a", relax.TensorType(_shape(lead + [wl.m, wl.k], symbols), wl.dtype))
+    if wl.constant_b:
+        n_panels = -(-wl.n // plan.panel)
+        b_dims = lead + [n_panels, wl.k, plan.panel]
+    else:
+        b_dims = lead + ([wl.n, wl.k] if wl.transpose_b else [wl.k, wl.n])
+    b = relax.Var("b_packed" if wl.constant_b else "b", relax.TensorType(_shape(b_dims, symbols), wl.dtype))
+    out = relax.TensorType(_shape(lead + [wl.m, wl.n], symbols), wl.dtype)
+    return a, b, out
+
+
+def _range_check(plan: OperatorPlan, symbols):
+    from tvm import relax, tirx
+
+    wl = plan.workload
+    conds = [tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in wl.ranges]
+    ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in wl.ranges)
+    values = ", ".join(f"{name}={{}}" for name in wl.var_names)
+    message = f"{wl.name}: shape outside the declared range ({values}); supported: {ranges}"
+    return relax.op.assert_op(relax.prim_value(tirx.all(*conds)), [relax.prim_value(symbols[n]) for n in wl.var_names],
+                              format=message)
+
+
+def _dispatch(node: Node, plan: OperatorPlan, kernels, args, out, symbols):
+    """A Relax expression evaluating the tree: nested ``If`` on ``var <= threshold`` down to a kernel call."""
+    from tvm import relax
+
+    if node.is_leaf:
+        return relax.call_dps_packed(relax.ExternFunc(kernels[node.kernel]), args, out)
+
+    def branch(child: Node):
+        var = relax.Var("y", out)
+        body = _dispatch(child, plan, kernels, args, out, symbols)
+        return relax.SeqExpr([relax.BindingBlock([relax.VarBinding(var, body)])], var)
+
+    name = plan.workload.var_names[node.feature]
+    return relax.If(relax.prim_value(symbols[name] <= node.threshold), branch(node.left), branch(node.right))
+
+
+def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None):
+    """(Relax IRModule of the entries, TIR IRModule of the kernels and pack functions) for ``plans``.
+
+    The entries call kernels as external functions (``call_dps_packed``): kernels compiled inside the
+    Relax module lost ``noalias`` and ran ~2.5x slower, so they are compiled on their own.
+
+    ``kernel_funcs`` optionally maps (operator name, kernel index) to a PrimFunc used instead of the
+    scheduled kernel (the meta-schedule route passes replayed traces; tests inject broken kernels).
+    """
+    import tvm
+    from tvm import relax, tirx
+
+    bb = relax.BlockBuilder()
+    tir_funcs = {}
+    for plan in plans:
+        wl = plan.workload
+        names = {}
+        for index in plan.tree.kernels_used():
+            func = (kernel_funcs or {}).get((wl.name, index))
+            if func is None:
+                func = kernel_schedule(wl, plan.kernels[index], plan.panel, target).mod["main"]
+            names[index] = plan.kernel_name(index)
+            tir_funcs[names[index]] = func.with_attr("global_symbol", names[index])
+        symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
+        a, b, out = _params(plan, symbols)
+        with bb.function(plan.entry, [a, b]):
+            bb.emit(_range_check(plan, symbols))
+            y = bb.emit(_dispatch(plan.tree.root_, plan, names, [a, b], out, symbols))
+            bb.emit_func_output(y)
+        if wl.constant_b:
+            pack_name = f"{wl.name}__pack"
+            tir_funcs[pack_name] = pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name)
+            _add_pack_entry(bb, plan, pack_name)
+    return bb.get(), tvm.IRModule(tir_funcs)
+
+
+def _add_pack_entry(bb, plan: OperatorPlan, pack_name: str) -> None:
+    from tvm import relax, tirx
+
+    wl = plan.workload
+    raw = [wl.n, wl.k] if wl.transpose_b else [wl.k, wl.n]
+    w = relax.Var("w", relax.TensorType(_shape(raw, {}), wl.dtype))
+    packed = relax.TensorType([tirx.IntImm("int64", v) for v in (-(-wl.n // plan.panel), wl.k, plan.panel)], wl.dtype)
+    with bb.function(plan.pack_entry, [w]):
+        bb.emit_func_output(bb.emit(relax.call_dps_packed(relax.ExternFunc(pack_name), [w], packed)))

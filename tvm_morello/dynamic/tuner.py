@@ -1,0 +1,178 @@
+"""Joint tuning of a dynamic workload: measure micro-kernels, learn throughput, cover the shapes, fit the tree."""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import MorelloError
+from ..target import CpuTarget, resolve_target
+from .cost_model import ThroughputModel, adaptation
+from .dispatch import DispatchTree
+from .kernels import choose_panel
+from .measure import KernelMeasurer, Measurement
+from .microkernels import MicroKernel, candidate_microkernels, serial_microkernel
+from .plan import OperatorPlan
+from .set_cover import assign, greedy_set_cover
+from .shapes import DynamicWorkload
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Budgets and knobs of the joint tuning.
+
+    Parameters
+    ----------
+    max_candidates : micro-kernels measured per operator (an even spread of the candidates); None = all.
+    candidate_source : "auto", "dp" or "hardware" (see ``candidate_microkernels``).
+    shapes_per_kernel : concrete shapes each candidate is measured at (best-adapted shape first).
+    max_shapes : tuning shapes per operator the cost model ranks kernels on.
+    cap : most kernels one operator's library may contain.
+    top_k, tolerance : which kernels count as good for a shape in the set cover.
+    number, repeat, min_repeat_ms : the runner's evaluator settings.
+    serial_kernel : also measure a serial (no parallel loop) kernel for tiny shapes.
+    seed : seeds the booster, the tree and the verification inputs.
+    """
+
+    max_candidates: int | None = 8
+    candidate_source: str = "auto"
+    shapes_per_kernel: int = 2
+    max_shapes: int = 64
+    cap: int = 4
+    top_k: int = 1
+    tolerance: float = 0.1
+    number: int = 3
+    repeat: int = 3
+    min_repeat_ms: int = 40
+    serial_kernel: bool = True
+    seed: int = 0
+
+
+def _representative(dim, workload: DynamicWorkload) -> int:
+    return dim if isinstance(dim, int) else workload.range_of(dim).hi
+
+
+def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: TuningConfig) -> list[MicroKernel]:
+    """Hardware-sized candidates usable by this workload (an unpacked B[k, n] needs NR to divide n)."""
+    k, n = _representative(workload.k, workload), _representative(workload.n, workload)
+    micros = candidate_microkernels(target, k, n, limit=config.max_candidates, source=config.candidate_source,
+                                    usable=None if workload.packs_b() else (lambda mk: n % mk.nr == 0))
+    if not micros:
+        raise MorelloError(f"{workload.name}: no register tile divides n={n}; supported are multiples of {target.lanes()}")
+    serial = serial_microkernel(target)
+    if config.serial_kernel and (workload.packs_b() or n % serial.nr == 0):
+        micros.append(serial)
+    return micros
+
+
+def measurement_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int, shapes: Sequence[Mapping[str, int]],
+                       cores: int, count: int) -> list[dict[str, int]]:
+    """DietCode's choice: the shape where ``micro`` is best adapted (largest such), then the smallest and
+    the median shape, so both throughput and the occupancy exponent can be learned."""
+    def score(env):
+        return adaptation(workload, micro, panel, env, cores).factor(1.0), workload.flops(env)
+
+    by_size = sorted(shapes, key=workload.flops)
+    ordered = [max(shapes, key=score), by_size[0], by_size[len(by_size) // 2], by_size[-1]]
+    picked: list[dict[str, int]] = []
+    for env in ordered:
+        if dict(env) not in picked:
+            picked.append(dict(env))
+    return picked[:count]
+
+
+def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: int, micros: Sequence[MicroKernel],
+                           measurements: Sequence[Measurement], config: TuningConfig) -> OperatorPlan:
+    """Fit the throughput model, predict every tuning shape's cost per kernel, choose the kernel set by
+    greedy set cover and fit the dispatch tree on the resulting labels."""
+    shapes, weights = workload.tuning_shapes(config.max_shapes)
+    model = ThroughputModel(target.lanes(), target.cores, random_state=config.seed).fit(workload, panel, measurements)
+    cost = model.predict_seconds(workload, panel, micros, shapes)
+    chosen = greedy_set_cover(cost, weights, top_k=config.top_k, tolerance=config.tolerance, cap=config.cap)
+    labels = assign(cost, chosen)
+    index = {column: i for i, column in enumerate(chosen)}
+    x = np.array([[env[name] for name in workload.var_names] for env in shapes])
+    y = np.array([index[c] for c in labels])
+    tree = DispatchTree(workload.var_names, random_state=config.seed).fit(x, y, sample_weight=weights)
+    predicted = cost[np.arange(len(shapes)), labels]
+    flops = np.array([workload.flops(env) for env in shapes], dtype=float)
+    provenance = {
+        "candidates": [mk.key for mk in micros],
+        "measurements": [{"kernel": m.micro.key, "shape": m.env_dict, "seconds": m.seconds, "gflops": m.gflops}
+                         for m in measurements],
+        "occupancy_alpha": model.alpha_,
+        "tuning_shapes": len(shapes),
+        "predicted_geomean_gflops": float(np.exp(np.average(np.log(flops / predicted / 1e9), weights=weights))),
+        "predicted_best_single_geomean_gflops": float(max(
+            np.exp(np.average(np.log(flops / cost[:, j] / 1e9), weights=weights)) for j in range(len(micros)))),
+        "config": asdict(config),
+    }
+    return OperatorPlan(workload, panel, tuple(micros[c] for c in chosen), tree, provenance)
+
+
+def tune_workload(workload: DynamicWorkload, target: CpuTarget, measurer: KernelMeasurer, config: TuningConfig,
+                  progress=None) -> OperatorPlan:
+    """Measure the workload's candidates (through ``measurer``) and turn the runs into a plan."""
+    start = time.perf_counter()
+    micros = workload_candidates(workload, target, config)
+    panel = choose_panel(workload, micros)
+    shapes, _ = workload.tuning_shapes(config.max_shapes)
+    jobs = [(mk, env) for mk in micros
+            for env in measurement_shapes(workload, mk, panel, shapes, target.cores, config.shapes_per_kernel)]
+    if progress is not None:
+        progress.total = (progress.total or 0) + len(jobs)
+        progress.set_description(f"tuning {workload.name}")
+        progress.refresh()
+    measurements = measurer.measure(workload, panel, jobs, progress)
+    plan = plan_from_measurements(workload, target, panel, micros, measurements, config)
+    plan.provenance["tuning_seconds"] = time.perf_counter() - start
+    plan.provenance["database"] = str(measurer.work_dir)
+    return plan
+
+
+def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir: str | Path | None = None,
+                 config: TuningConfig | None = None, show_progress: bool = True) -> list[OperatorPlan]:
+    """Tune every workload (records go to a JSONDatabase in ``work_dir``); prints a summary table."""
+    from tqdm.auto import tqdm
+
+    target = resolve_target(target)
+    config = config or TuningConfig()
+    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
+    measurer = KernelMeasurer(target, work_dir, number=config.number, repeat=config.repeat,
+                              min_repeat_ms=config.min_repeat_ms)
+    with tqdm(total=0, unit="run", disable=not show_progress) as progress:
+        plans = [tune_workload(wl, target, measurer, config, progress) for wl in workloads]
+    if show_progress:
+        print(summary_table(plans))
+    return plans
+
+
+def summary_table(plans: Sequence[OperatorPlan]) -> str:
+    """One row per operator: candidates, runs, chosen kernels, tree leaves, predicted speed, tuning time."""
+    rows = ["| operator | candidates | runs | kernels | leaves | pred. GFLOP/s | best single | tuning s |",
+            "|---|---|---|---|---|---|---|---|"]
+    for plan in plans:
+        prov = plan.provenance
+        leaves = len(plan.tree.regions([plan.workload.range_of(n).lo for n in plan.workload.var_names],
+                                       [plan.workload.range_of(n).hi for n in plan.workload.var_names]))
+        rows.append(
+            f"| {plan.workload.name} | {len(prov.get('candidates', []))} | {len(prov.get('measurements', []))} | "
+            f"{', '.join(mk.key for mk in plan.kernels)} | {leaves} | {prov.get('predicted_geomean_gflops', math.nan):.1f} | "
+            f"{prov.get('predicted_best_single_geomean_gflops', math.nan):.1f} | {prov.get('tuning_seconds', math.nan):.1f} |")
+    return "\n".join(rows)
+
+
+def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, target=None, *,
+                    work_dir: str | Path | None = None, config: TuningConfig | None = None,
+                    show_progress: bool = True):
+    """Tune, verify and write ``out`` (.so) plus ``out`` with .json (the manifest)."""
+    from ..export import export_library
+
+    target = resolve_target(target)
+    plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress)
+    return export_library(plans, target, out)
