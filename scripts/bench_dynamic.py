@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import geomean, machine_info  # noqa: E402
 
 NUMPY_WORKER_FLAG = "--numpy-worker"
 ROUNDS = 3  # alternations of tvm-morello and numpy timing per shape
@@ -81,28 +82,6 @@ def _time_once(fn) -> float:
 
 
 # ---------------------------------------------------------------- TVM side
-def machine_info() -> dict:
-    import numpy as np
-    import sklearn
-    import tvm
-    import xgboost
-
-    import tvm_morello
-
-    cpu = tvm_morello.resolve_target(None)
-    model = ""
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": model, "mcpu": cpu.mcpu, "cores": cpu.cores, "vector_bits": cpu.vector_bits,
-            "threads": int(os.environ.get("TVM_NUM_THREADS", "0")), "python": platform.python_version(),
-            "versions": {"tvm": tvm.__version__, "numpy": np.__version__, "xgboost": xgboost.__version__,
-                         "scikit-learn": sklearn.__version__},
-            "load_average_at_start": os.getloadavg()}
-
-
 def env_for(workload, t: int) -> dict:
     """BERT's T -> the workload's variables (dense: m = batch * T)."""
     name = workload.var_names[0]
@@ -174,11 +153,6 @@ def time_library(vm, plan, env) -> float:
     if wl.constant_b:
         b = vm[plan.pack_entry](b)  # packed once, outside the timed call
     return time_tvm(vm, [a, b], tvm.cpu(), name=plan.entry)
-
-
-def geomean(values) -> float:
-    values = [v for v in values if v > 0]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
 def settings(quick: bool) -> dict:

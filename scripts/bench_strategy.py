@@ -14,12 +14,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import geomean, machine_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FULL_WORKLOADS = ["dense:128x768x768", "dense:128x3072x768", "dense:128x768x3072", "batch_matmul:12x128x64x128"]
@@ -225,28 +227,6 @@ def time_to_reach(trials: list[dict], fl: float, gflops: float) -> float | None:
         if t["seconds"] and fl / t["seconds"] / 1e9 >= gflops:
             return t["wall_s"]
     return None
-
-
-def geomean(values: list[float]) -> float:
-    values = [v for v in values if v > 0]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 0.0
-
-
-def machine_info() -> dict:
-    import numpy
-    import tvm_morello  # noqa: F401  (before tvm)
-    import tvm
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)),
-        "tvm_num_threads": os.environ.get("TVM_NUM_THREADS"),
-        "python": platform.python_version(),
-        "tvm": tvm.__version__,
-        "numpy": numpy.__version__,
-    }
 
 
 def reach_rows(curves: dict) -> list[dict]:

@@ -11,21 +11,23 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def machine_info() -> dict:
+    """CPU, cores, threads, library versions and load: what a reader needs to trust a timing."""
     import numpy
+    import sklearn
+    import xgboost
 
     import tvm_morello  # noqa: F401  (before tvm)
     import tvm
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = tvm_morello.detect_cpu()
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
     return {
-        "cpu": cpu,
-        "mcpu": tvm_morello.detect_cpu().mcpu,
-        "cores": len(os.sched_getaffinity(0)),
-        "tvm_num_threads": os.environ.get("TVM_NUM_THREADS"),
-        "python": platform.python_version(),
-        "tvm": tvm.__version__,
-        "numpy": numpy.__version__,
+        "cpu": model, "mcpu": cpu.mcpu, "cores": len(os.sched_getaffinity(0)), "vector_bits": cpu.vector_bits,
+        "tvm_num_threads": os.environ.get("TVM_NUM_THREADS"), "python": platform.python_version(),
+        "versions": {"tvm": tvm.__version__, "numpy": numpy.__version__, "xgboost": xgboost.__version__,
+                     "scikit-learn": sklearn.__version__},
+        "load_average_at_start": os.getloadavg(),
     }
 
 

@@ -34,6 +34,8 @@ def test_canonical_form_merges_equivalent_layouts():
     single_row = Matmul(1, 4, 1, 16, Operand(), Operand(Level.GLOBAL, panel(16)), Operand(), LIMITS)
     same_as_row = Matmul(1, 4, 1, 16, Operand(), Operand(Level.GLOBAL, ROW), Operand(), LIMITS)
     assert canonicalize(single_row) == canonicalize(same_as_row)
+    spans_two_panels = Matmul(1, 4, 1, 32, Operand(), Operand(Level.GLOBAL, panel(16)), Operand(), LIMITS)
+    assert canonicalize(spans_two_panels).rhs.layout == panel(16)  # two strided runs, not one row
     wide = Matmul(1, 4, 8, 16, Operand(), Operand(Level.GLOBAL, panel(16)), Operand(), LIMITS)
     assert canonicalize(wide) != canonicalize(Matmul(1, 4, 8, 16, Operand(), Operand(), Operand(), LIMITS))
 

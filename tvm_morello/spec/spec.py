@@ -139,8 +139,8 @@ def _canonical_layout(layout: Layout, rows: int, cols: int) -> Layout:
     """Layouts that address a tile identically collapse to one representative."""
     if rows == 1 and cols == 1:
         return ROW
-    if layout.kind == "panel" and (rows == 1 or cols == 1):
-        return ROW  # a single row or column of a panel is strided exactly like a row-major one
+    if layout.kind == "panel" and (cols == 1 or (rows == 1 and cols <= layout.panel)):
+        return ROW  # one column, or one row inside one panel, is addressed exactly like a row-major tile
     if layout.kind == "col" and cols == 1:
         return COL
     return layout
