@@ -7,6 +7,7 @@ from ..target import resolve_target
 from .builder import fast_builder
 from .intrinsics import cpu_tensor_intrinsics_only
 from .strategy import MorelloSearch
+from .symbolic import no_op_space, symbolic_prim_func
 from .workdir import repair_work_dir
 
 
@@ -35,11 +36,17 @@ def tune(
     runner : a meta-schedule runner (e.g. ``ms.runner.RPCRunner``) or "local".
     tune_tir_kwargs : passed on to ``ms.tune_tir`` unchanged.
 
+    A symbolic PrimFunc tuned with ``MorelloSearch(shape_ranges=...)`` gets ``space=no_op_space()`` unless
+    given (see ``MorelloSearch``).
+
     Only CPU tensor intrinsics are registered (see ``cpu_tensor_intrinsics_only``), which saves ~15 s.
     A ``work_dir`` left by a killed tune is repaired and resumed: its records are kept and not measured
     again. Compile the result with ``ms.tir_integration.compile_tir(database, mod, target)``.
     """
     repair_work_dir(work_dir)
+    strategy = strategy if strategy is not None else MorelloSearch()
+    if getattr(strategy, "shape_ranges", None) is not None and symbolic_prim_func(mod) is not None:
+        tune_tir_kwargs.setdefault("space", no_op_space())
     with cpu_tensor_intrinsics_only():
         return ms.tune_tir(
             mod,
@@ -49,7 +56,7 @@ def tune(
             num_trials_per_iter=num_trials_per_iter,
             builder=builder if builder is not None else fast_builder(),
             runner=runner,
-            strategy=strategy if strategy is not None else MorelloSearch(),
+            strategy=strategy,
             num_tuning_cores=num_tuning_cores,
             seed=seed,
             **tune_tir_kwargs,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
@@ -13,6 +14,7 @@ from .fallback import start_evolutionary_search
 from .learned import LearnedRanker
 from .measured import Measurement, measurements_in_database, median_seconds, module_key
 from .pool import CandidatePool
+from .symbolic import SymbolicCandidateSource, symbolic_prim_func
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +34,31 @@ class MorelloSearch(PySearchStrategy):
     top_k : programs asked from the DP at first; doubled whenever all of them have been measured.
     learned_share : fraction of each later batch chosen by the learned model once it is trained.
     min_learned_successes : successful measurements before the learned model's ranking is used.
+    shape_ranges : ``{var name: (lo, hi)}`` for the symbolic dimensions of a symbolic PrimFunc (e.g.
+        ``{"m": (1, 2048)}``). A task whose PrimFunc has symbolic dimensions is then tuned shape-generically:
+        the candidates are ``tvm_morello.dynamic.strategy_route.propose_symbolic_candidates`` (one schedule
+        of the symbolic PrimFunc per micro-kernel, measured at concrete shapes in the ranges; every kernel's
+        best-adapted shape first), recorded under the symbolic workload, each measured once; the strategy
+        stops when they are all measured. Build the dispatching library from the database with
+        ``strategy_route.build_library_from_database``. Static tasks are tuned as without it.
+
+    A plain ``ms.tune_tir`` caller tuning a symbolic PrimFunc must pass
+    ``space=ms.space_generator.ScheduleFn(lambda sch: None)`` (``tvm_morello.tune.symbolic.no_op_space()``):
+    the default space schedules the symbolic loops and aborts. ``tvm_morello.tune.tune`` passes it for you.
     """
 
-    def __init__(self, *, top_k: int = 64, learned_share: float = 0.5, min_learned_successes: int = 8) -> None:
+    def __init__(self, *, top_k: int = 64, learned_share: float = 0.5, min_learned_successes: int = 8,
+                 shape_ranges: Mapping[str, tuple[int, int]] | None = None) -> None:
         self.top_k = top_k
         self.learned_share = learned_share
         self.min_learned_successes = min_learned_successes
+        self.shape_ranges = dict(shape_ranges) if shape_ranges is not None else None
         self._context = None
         self._reset()
 
     def _reset(self) -> None:
         self._fallback = None
+        self._symbolic = None
         self._pool = None
         self._calibration = None
         self._learned = None
@@ -63,6 +79,8 @@ class MorelloSearch(PySearchStrategy):
         self._num_trials_per_iter = int(num_trials_per_iter)
         self._tuning_args = (list(design_spaces), database, cost_model)
         context = self._context
+        if self.shape_ranges is not None and self._start_symbolic(database):
+            return
         try:
             self._pool = CandidatePool(context.mod, context.target, self.top_k)
             self._pool.rerank()
@@ -92,6 +110,10 @@ class MorelloSearch(PySearchStrategy):
         budget = min(self._num_trials_per_iter, self._max_trials - self._issued)
         if budget <= 0:
             return None
+        if self._symbolic is not None:
+            batch = self._symbolic.next_batch(budget)
+            self._issued += len(batch)
+            return batch or None
         try:
             picks = self._pick(budget)
         except Exception as err:  # noqa: BLE001
@@ -109,6 +131,8 @@ class MorelloSearch(PySearchStrategy):
         if self._fallback is not None:
             self._fallback.notify_runner_results(measure_candidates, results)
             return
+        if self._symbolic is not None:
+            return
         try:
             self._learn_from([Measurement(c, r, module_key(c.sch.mod)) for c, r in zip(measure_candidates, results)])
         except Exception:  # noqa: BLE001 - losing one batch of learning is better than losing the tune
@@ -119,7 +143,28 @@ class MorelloSearch(PySearchStrategy):
             top_k=self.top_k,
             learned_share=self.learned_share,
             min_learned_successes=self.min_learned_successes,
+            shape_ranges=self.shape_ranges,
         )
+
+    def _start_symbolic(self, database) -> bool:
+        """Use the symbolic candidate source if the task's PrimFunc is symbolic; False if it is static."""
+        try:
+            func = symbolic_prim_func(self._context.mod)
+            if func is None:
+                return False
+            self._symbolic = SymbolicCandidateSource(func, self.shape_ranges, self._context.target)
+        except Exception as err:  # noqa: BLE001 - EvolutionarySearch cannot tune a symbolic PrimFunc either
+            logger.warning("MorelloSearch cannot tune symbolic task %r (%s: %s); it is skipped",
+                           _task_name(self._context), type(err).__name__, err)
+            self._symbolic = SymbolicCandidateSource.empty()
+            return True
+        try:
+            self._symbolic.skip_database_records(database, self._context.mod)
+        except Exception:  # noqa: BLE001
+            logger.exception("MorelloSearch could not read the database's past records; they may be measured again")
+        logger.info("MorelloSearch: %d shape-generic candidates for symbolic task %r", len(self._symbolic),
+                    _task_name(self._context))
+        return True
 
     # ---- choosing candidates -----------------------------------------------------------------------
 
