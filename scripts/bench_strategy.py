@@ -1,6 +1,6 @@
 """MorelloSearch vs meta-schedule's default EvolutionarySearch at equal trials -> benchmarks/strategy.{json,md}.
 
-Each tune runs in its own process, with the same builder (tvm_morello's fast builder), the same LocalRunner,
+Each tune runs in its own process, with the same builder (LocalBuilder with tvm_morello's fast build function and a timeout), the same LocalRunner,
 the same batch size and only CPU tensor intrinsics registered for both; numpy is timed in a process of its
 own. The 32-trial numbers are the first 32 trials of the 128-trial tune (same seed; a strategy's first
 batches do not depend on its budget). Kernel speeds are re-measured after tuning (median of 5 repeats).
@@ -116,7 +116,7 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
     from tvm.s_tir import meta_schedule as ms
 
     from tvm_morello.target import resolve_target
-    from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
+    from tvm_morello.tune import MorelloSearch, build_module, cpu_tensor_intrinsics_only, export_module
     from tvm_morello.tune.measured import median_seconds
 
     trials: list[dict] = []
@@ -151,7 +151,9 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
             work_dir,
             max_trials_global=max(checkpoints),
             num_trials_per_iter=per_iter,
-            builder=fast_builder(),
+            # Worker processes with a timeout: an EvolutionarySearch candidate once kept LLVM busy for 10+
+            # minutes in the in-process fast builder. Same builder for both strategies.
+            builder=ms.builder.LocalBuilder(f_build=build_module, f_export=export_module, timeout_sec=60),
             runner=ms.runner.LocalRunner(),
             strategy=strategy,
             measure_callbacks=list(ms.measure_callback.MeasureCallback.create("default")) + [progress],
@@ -278,7 +280,7 @@ def write_markdown(path: Path, report: dict) -> None:
         f"# MorelloSearch vs EvolutionarySearch ({'quick' if config['quick'] else 'full'} run)",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['tvm']}. Batch size "
-        f"{config['num_trials_per_iter']}, the same fast builder and LocalRunner for both strategies; GFLOP/s of the "
+        f"{config['num_trials_per_iter']}, the same LocalBuilder (fast build function, 60 s timeout) and LocalRunner for both strategies; GFLOP/s of the "
         "best kernel re-measured after tuning; numpy timed in its own process.",
         "",
         "## Targets",
@@ -322,6 +324,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny shapes and budgets (a smoke test)")
     parser.add_argument("--out", default=None, help="output path without suffix (default benchmarks/strategy[_quick])")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trials", default="32,128", help="comma-separated trial checkpoints of the full run")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=("numpy", "tune"), help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -340,7 +343,7 @@ def main() -> None:
         return
 
     workloads = QUICK_WORKLOADS if args.quick else FULL_WORKLOADS
-    checkpoints = [8, 16] if args.quick else [32, 128]
+    checkpoints = [8, 16] if args.quick else [int(c) for c in args.trials.split(",")]
     per_iter = 8 if args.quick else 16
     out = Path(args.out) if args.out else REPO / "benchmarks" / ("strategy_quick" if args.quick else "strategy")
     out.parent.mkdir(parents=True, exist_ok=True)

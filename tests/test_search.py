@@ -151,3 +151,13 @@ def test_cost_falls_as_registers_are_added(cpu):
     ]
     assert costs == sorted(costs, reverse=True)
     assert costs[-1] < costs[0]  # registers really buy something: the vector kernel needs them
+
+
+def test_table_never_serves_another_searchs_answer(cpu):
+    spec = dense_spec(32, 64, 64)
+    table = MemoTable()
+    Synthesizer(cpu, CONSTANTS, top_k=1, table=table).solve(spec)
+    other = Synthesizer(cpu, replace(CONSTANTS, global_line=1000.0), top_k=1, table=table)
+    fresh = Synthesizer(cpu, replace(CONSTANTS, global_line=1000.0), top_k=1)
+    assert other.solve(spec)[0].render() == fresh.solve(spec)[0].render()
+    assert other.stats.served_from_table == 0

@@ -98,7 +98,10 @@ class Synthesizer:
     def _coordinates(self, spec: Spec):
         if not isinstance(spec, Matmul):
             return None
-        key = ("matmul", spec.accumulate, spec.serial_only, spec.lhs, spec.rhs, spec.out)
+        # Answers depend on k, the constants and the machine too: a table shared by different searches
+        # must never serve one search's answer to another.
+        search = (self.top_k, tuple(self.constants.as_vector()), self.target)
+        key = ("matmul", search, spec.accumulate, spec.serial_only, spec.lhs, spec.rhs, spec.out)
         return key, (spec.b, spec.m, spec.k, spec.n)
 
     def _to_table(self, spec: Spec, programs: tuple[Program, ...]) -> None:
