@@ -279,7 +279,7 @@ def write_markdown(path: Path, report: dict) -> None:
     lines = [
         f"# MorelloSearch vs EvolutionarySearch ({'quick' if config['quick'] else 'full'} run)",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['tvm']}. Batch size "
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['versions']['tvm']}. Batch size "
         f"{config['num_trials_per_iter']}, the same LocalBuilder (fast build function, 60 s timeout) and LocalRunner for both strategies; GFLOP/s of the "
         "best kernel re-measured after tuning; numpy timed in its own process.",
         "",
