@@ -76,7 +76,6 @@ def synthesis_seconds(workload, top_k: int) -> dict:
 
 def default_search_gflops(workload, trials: int) -> float | None:
     """Best kernel of TVM's default EvolutionarySearch with our fast builder (same runner)."""
-    import numpy as np
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -92,7 +91,6 @@ def default_search_gflops(workload, trials: int) -> float | None:
         return None
     lib = tvm.compile(sch.mod, target=target).jit()
     seconds = time_kernel(lib, workload.random_inputs(), workload.output_shape)
-    del np
     return workload.flops / seconds / 1e9
 
 

@@ -1,5 +1,4 @@
-"""Shared fixtures: import tvm_morello first so TVM gets its thread count, and a host target."""
-import numpy as np
+"""Shared fixtures: import tvm_morello first so TVM gets its thread count, and the host CPU."""
 import pytest
 
 import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm is imported)
@@ -8,8 +7,3 @@ import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm is imported)
 @pytest.fixture(scope="session")
 def cpu():
     return tvm_morello.detect_cpu()
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)

@@ -8,21 +8,14 @@ import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 
 import numpy as np
 import tvm
-from tvm import te
 from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
 
 from tvm_morello.target import resolve_target
 from tvm_morello.tune import build_module, export_module, fast_builder
 
+from test_tune_common import matmul
+
 TARGET = resolve_target(None).tvm_target()
-
-
-def _matmul(n=64, k=64, m=64):
-    a = te.placeholder((n, k), name="A")
-    b = te.placeholder((k, m), name="B")
-    r = te.reduce_axis((0, k), name="k")
-    c = te.compute((n, m), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="C")
-    return te.create_prim_func([a, b, c])
 
 
 def _tiled(func):
@@ -56,14 +49,14 @@ def _run_matmul(artifact_path):
 
 
 def test_fast_builder_output_loads_and_matches_numpy():
-    (result,) = fast_builder().build([BuilderInput(_tiled(_matmul()), TARGET)])
+    (result,) = fast_builder().build([BuilderInput(_tiled(matmul()), TARGET)])
     assert result.error_msg is None
     assert result.artifact_path.endswith(".so") and os.path.exists(result.artifact_path)
     _run_matmul(result.artifact_path)
 
 
 def test_failed_build_is_a_result_and_the_batch_goes_on():
-    func = _matmul()
+    func = matmul()
     results = fast_builder().build(
         [BuilderInput(_thread_bound(func), TARGET), BuilderInput(_tiled(func), TARGET)]
     )
@@ -76,7 +69,7 @@ def test_failed_build_is_a_result_and_the_batch_goes_on():
 
 def test_build_functions_plug_into_local_builder():
     builder = LocalBuilder(f_build=build_module, f_export=export_module, max_workers=1)
-    (result,) = builder.build([BuilderInput(_tiled(_matmul()), TARGET)])
+    (result,) = builder.build([BuilderInput(_tiled(matmul()), TARGET)])
     assert result.error_msg is None, result.error_msg
     _run_matmul(result.artifact_path)
 

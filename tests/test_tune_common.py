@@ -10,7 +10,9 @@ from tvm import te
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
+from tvm_morello import ops
 from tvm_morello.target import resolve_target
+from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
 from tvm_morello.tune.measured import FAILED_RUN_SECONDS, module_key
 
 TARGET = resolve_target(None).tvm_target()
@@ -18,11 +20,23 @@ TARGET = resolve_target(None).tvm_target()
 
 def matmul(n=64, k=64, m=64):
     """C[n, m] = A[n, k] @ B[k, m], fp32: a task the DP expresses."""
-    a = te.placeholder((n, k), name="A")
-    b = te.placeholder((k, m), name="B")
-    r = te.reduce_axis((0, k), name="k")
-    c = te.compute((n, m), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="C")
-    return te.create_prim_func([a, b, c])
+    return ops.matmul(n, k, m).func
+
+
+def tune_with_morello(func, work_dir, max_trials, per_iter):
+    """A plain ms.tune_tir with MorelloSearch and the fast builder, single-core and seeded."""
+    with cpu_tensor_intrinsics_only():  # only to save ~15 s of test time
+        return ms.tune_tir(
+            func,
+            TARGET,
+            str(work_dir),
+            max_trials_global=max_trials,
+            num_trials_per_iter=per_iter,
+            builder=fast_builder(),
+            strategy=MorelloSearch(),
+            num_tuning_cores=1,
+            seed=0,
+        )
 
 
 def relu(n=64, m=64):

@@ -14,30 +14,15 @@ from test_tune_common import (  # noqa: F401  (handoff_log is a fixture)
     relu,
     run_schedule,
     task_records,
+    tune_with_morello,
 )
 
 import tvm_morello.lower
-from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
-
-
-def _tune(func, work_dir, max_trials=4):
-    with cpu_tensor_intrinsics_only():  # only to save ~15 s of test time
-        return ms.tune_tir(
-            func,
-            TARGET,
-            str(work_dir),
-            max_trials_global=max_trials,
-            num_trials_per_iter=2,
-            builder=fast_builder(),
-            strategy=MorelloSearch(),
-            num_tuning_cores=1,
-            seed=0,
-        )
 
 
 def test_unsupported_task_is_tuned_by_evolutionary_search_and_logged_once(tmp_path, handoff_log):
     func = relu()
-    database = _tune(func, tmp_path)
+    database = tune_with_morello(func, tmp_path, max_trials=4, per_iter=2)
     records = task_records(database, func)
     assert 1 <= len(records) <= 4
     assert not all(record_failed(r) for r in records)
@@ -54,7 +39,7 @@ def test_unexpected_core_error_falls_back_instead_of_failing(tmp_path, handoff_l
 
     monkeypatch.setattr(tvm_morello.lower, "candidate_schedules", broken)
     func = matmul()
-    database = _tune(func, tmp_path)
+    database = tune_with_morello(func, tmp_path, max_trials=4, per_iter=2)
     assert task_records(database, func), "the fallback measured nothing"
     (message,) = handoff_log()
     assert message.levelno == logging.WARNING and "simulated bug" in message.getMessage()

@@ -12,28 +12,14 @@ from test_tune_common import (
     record_failed,
     record_key,
     task_records,
+    tune_with_morello,
 )
 
 import tvm_morello.cost
 import tvm_morello.lower
-from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
+from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only
 from tvm_morello.tune.learned import LearnedRanker
 from tvm_morello.tune.measured import module_key
-
-
-def _tune(func, work_dir, max_trials, per_iter=4):
-    with cpu_tensor_intrinsics_only():  # only to save ~15 s of test time
-        return ms.tune_tir(
-            func,
-            TARGET,
-            str(work_dir),
-            max_trials_global=max_trials,
-            num_trials_per_iter=per_iter,
-            builder=fast_builder(),
-            strategy=MorelloSearch(),
-            num_tuning_cores=1,
-            seed=0,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +27,7 @@ def tuned(tmp_path_factory):
     """One 8-trial tune of a 64^3 matmul, shared by the tests that only read its database."""
     work_dir = tmp_path_factory.mktemp("strategy")
     func = matmul()
-    return func, work_dir, _tune(func, work_dir, max_trials=8)
+    return func, work_dir, tune_with_morello(func, work_dir, max_trials=8, per_iter=4)
 
 
 def test_tune_tir_measures_distinct_dp_candidates_and_compiles(tuned):
@@ -58,7 +44,7 @@ def test_tune_tir_measures_distinct_dp_candidates_and_compiles(tuned):
 def test_second_tune_in_same_work_dir_measures_only_new_candidates(tuned):
     func, work_dir, database = tuned
     before = {record_key(r) for r in task_records(database, func)}
-    again = _tune(func, work_dir, max_trials=4)
+    again = tune_with_morello(func, work_dir, max_trials=4, per_iter=4)
     after = [record_key(r) for r in task_records(again, func)]
     assert len(after) == len(before) + 4
     assert len(set(after)) == len(after), "a candidate recorded by the first tune was measured again"

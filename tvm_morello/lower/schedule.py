@@ -118,7 +118,8 @@ def apply_program(sch, recognized: RecognizedMatmul, program: Program, target: C
             sch.vectorize(vector)
     if plan.kernel == "broadcast_fma":
         lanes = target.lanes()
-        sch.unroll(levels["m"][-1]) if "m" in levels else None
+        if "m" in levels:
+            sch.unroll(levels["m"][-1])
         if "n" in levels:
             outer, vector = sch.split(levels["n"][-1], [None, lanes])
             sch.unroll(outer)

@@ -114,7 +114,7 @@ def resolve_target(target: Any = None) -> CpuTarget:
     import tvm
 
     try:
-        if isinstance(target, str) and target.strip().startswith("{") is False:
+        if isinstance(target, str) and not target.strip().startswith("{"):
             kind = target.split()[0]
             if kind != "llvm":
                 raise UnsupportedTargetError(f"target {target!r}: only LLVM x86 CPU targets are supported")
