@@ -1,8 +1,9 @@
 """Dynamic-shape benchmark: BERT-base matmuls over sequence length T, tvm-morello's dispatching library vs
 meta-schedule tuned per shape and numpy (timed in a separate process).
 
-Writes benchmarks/dynamic.json, benchmarks/dynamic.md and benchmarks/dynamic.png.
-Usage: python scripts/bench_dynamic.py [--quick] [--out benchmarks]
+Writes benchmarks/dynamic.json, benchmarks/dynamic.md and benchmarks/dynamic.png. The per-shape
+meta-schedule runs (the long part) are kept in --work as they finish: an interrupted run picks up there.
+Usage: python scripts/bench_dynamic.py [--quick] [--out benchmarks] [--work DIR]
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info  # noqa: E402
 
 NUMPY_WORKER_FLAG = "--numpy-worker"
-ROUNDS = 3  # alternations of tvm-morello and numpy timing per shape
+ROUNDS = 2  # alternations of tvm-morello and numpy timing per shape
+MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long
 
 
 # ---------------------------------------------------------------- numpy side (own process, no TVM)
@@ -45,9 +47,9 @@ def numpy_worker() -> None:
 
 def _best_time(run) -> float:
     run()
-    reps = max(1, int(0.05 / max(_time_once(run), 1e-7)))
+    reps = max(1, int(MIN_TIMED_S / max(_time_once(run), 1e-7)))
     best = math.inf
-    for _ in range(5):
+    for _ in range(3):
         start = time.perf_counter()
         for _ in range(reps):
             run()
@@ -113,8 +115,8 @@ def static_prim_func(workload, env):
 def time_tvm(fn, args, dev, *, name="main") -> float:
     evaluator = fn.time_evaluator(name, dev, number=1, repeat=1, min_repeat_ms=0)
     once = evaluator(*args).mean
-    number = max(1, int(0.05 / max(once, 1e-7)))
-    return min(fn.time_evaluator(name, dev, number=number, repeat=5)(*args).results)
+    number = max(1, int(MIN_TIMED_S / max(once, 1e-7)))
+    return min(fn.time_evaluator(name, dev, number=number, repeat=3)(*args).results)
 
 
 def tune_meta_schedule(workload, env, trials: int, work_dir: Path) -> tuple[float, float]:
@@ -161,7 +163,7 @@ def settings(quick: bool) -> dict:
                 "ms_t": (24, 128), "ms_trials": 16,
                 "config": dict(max_candidates=5, shapes_per_kernel=2, max_shapes=32)}
     return {"batches": (16, 1), "ops": ("dense_qkv", "dense_ffn1", "dense_ffn2", "bmm_qk", "bmm_av"),
-            "eval_t": tuple(range(1, 129)), "ms_t": (5, 24, 43, 62, 81, 100, 119, 128), "ms_trials": 64,
+            "eval_t": tuple(range(1, 129)), "ms_t": (5, 24, 43, 62, 81, 100, 119, 128), "ms_trials": 32,
             "config": dict(max_candidates=8, shapes_per_kernel=2, max_shapes=128)}
 
 
@@ -169,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer operators, shapes and trials (minutes)")
     parser.add_argument("--out", default="benchmarks")
+    parser.add_argument("--work", default=None, help="work directory; meta-schedule results kept here are reused")
     args = parser.parse_args()
 
     import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm)
@@ -178,7 +181,11 @@ def main() -> None:
     cfg = settings(args.quick)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench_dynamic_"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_dynamic_"))
+    work.mkdir(parents=True, exist_ok=True)
+    ms_done_path = work / f"meta_schedule_runs_{cfg['ms_trials']}trials.jsonl"
+    ms_done = {(r["operator"], r["T"]): r for r in map(json.loads, ms_done_path.read_text().splitlines())} \
+        if ms_done_path.exists() else {}
     machine = machine_info()
     target = tvm_morello.resolve_target(None)
 
@@ -220,12 +227,19 @@ def main() -> None:
     for plan in plans:
         for t in cfg["ms_t"]:
             env = env_for(plan.workload, t)
-            tuning, kernel = tune_meta_schedule(plan.workload, env, cfg["ms_trials"], work / f"ms_{plan.workload.name}_{t}")
+            done = ms_done.get((plan.workload.name, t))
+            if done is None:
+                tuning, kernel = tune_meta_schedule(plan.workload, env, cfg["ms_trials"],
+                                                    work / f"ms_{plan.workload.name}_{t}")
+                done = {"operator": plan.workload.name, "T": t, "tuning_s": tuning, "ms_s": kernel}
+                with ms_done_path.open("a") as f:
+                    f.write(json.dumps(done) + "\n")
+            else:  # kept from an interrupted run
+                print(f"meta-schedule {plan.workload.name} T={t}: reusing the run kept in {ms_done_path}")
             ours = time_library(vm, plan, env)  # right after the meta-schedule kernel: same machine load
-            ms_runs.append({"operator": plan.workload.name, "T": t, "tuning_s": tuning, "ms_s": kernel, "ours_s": ours,
-                            "speedup_vs_ms": kernel / ours})
-            print(f"meta-schedule {plan.workload.name} T={t}: tuning {tuning:.1f} s, kernel {kernel * 1e3:.3f} ms "
-                  f"(ours {ours * 1e3:.3f} ms)")
+            ms_runs.append({**done, "ours_s": ours, "speedup_vs_ms": done["ms_s"] / ours})
+            print(f"meta-schedule {plan.workload.name} T={t}: tuning {done['tuning_s']:.1f} s, kernel "
+                  f"{done['ms_s'] * 1e3:.3f} ms (ours {ours * 1e3:.3f} ms)")
     for row in rows:
         match = next((r for r in ms_runs if r["operator"] == row["operator"] and r["T"] == row["T"]), None)
         row["ms_s"] = match["ms_s"] if match else None

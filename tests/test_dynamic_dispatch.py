@@ -68,6 +68,15 @@ def test_adaptation_padding_and_occupancy():
     assert starved.occupancy == pytest.approx(0.5)
 
 
+def test_dot_adaptation_pads_rows_and_columns_but_no_panel():
+    qk = dyn.batch_matmul(3, "T", 64, "T", {"T": (1, 64)}, name="qk")
+    dot = MicroKernel(2, 4, dot=True)
+    tiny = adaptation(qk, dot, 32, {"T": 1}, cores=2)
+    assert tiny.padding == pytest.approx(1 / (2 * 4))  # one real output in a 2 x 4 tile, not a 32-wide panel
+    assert tiny.occupancy == pytest.approx(3 / 4)  # 3 (batch, row tile) units on 2 cores: 2 waves
+    assert adaptation(qk, MicroKernel(4, 32), 32, {"T": 1}, cores=2).padding == pytest.approx(1 / (4 * 32))
+
+
 def test_alpha_calibrated_from_runs_at_different_occupancy():
     qk = dyn.batch_matmul(1, "T", 64, "T", {"T": (1, 64)}, name="qk")
     micro = MicroKernel(4, 16)

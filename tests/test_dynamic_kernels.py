@@ -66,8 +66,38 @@ def test_hot_loop_has_no_predicate():
     assert update is not None
 
 
+@pytest.mark.parametrize("micro", [MicroKernel(2, 4, dot=True), MicroKernel(1, 4, parallel=False, dot=True),
+                                   MicroKernel(3, 5, dot=True)], ids=lambda mk: mk.key)
+def test_dot_kernel_exact_at_tile_boundaries(micro):
+    # QK^T: T is both m (row tiles of MR) and n (column tiles of NR); every remainder of both
+    _run(WORKLOADS["qk"], micro, sorted({1, 2, micro.mr + 1, micro.nr, micro.nr + 1, 2 * micro.nr + 3, 40}))
+
+
+def test_dot_kernel_needs_transposed_activation_with_vector_k():
+    from dataclasses import replace
+
+    lanes = TARGET.lanes()
+    assert kernels.supports_dot(WORKLOADS["qk"], lanes)
+    assert not kernels.supports_dot(WORKLOADS["av"], lanes)  # B[k, n]: rows are not k-vectors
+    assert not kernels.supports_dot(WORKLOADS["dense"], lanes)  # weights are prepacked into panels
+    assert not kernels.supports_dot(replace(WORKLOADS["qk"], k=lanes + 1), lanes)
+    with pytest.raises(ValueError, match="dot form"):
+        kernels.kernel_schedule(WORKLOADS["av"], MicroKernel(1, 4, dot=True), PANEL, TARGET)
+
+
+def test_dot_candidates_only_where_supported():
+    from tvm_morello.dynamic.tuner import TuningConfig, workload_candidates
+
+    config = TuningConfig(max_candidates=2)
+    assert any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], TARGET, config))
+    assert not any(mk.dot for mk in workload_candidates(WORKLOADS["av"], TARGET, config))
+    assert not any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], TARGET, TuningConfig(max_candidates=2,
+                                                                                             dot_kernels=False)))
+
+
 def test_microkernel_key_round_trip():
-    for micro in (MicroKernel(4, 64), MicroKernel(1, 32, parallel=False)):
+    for micro in (MicroKernel(4, 64), MicroKernel(1, 32, parallel=False), MicroKernel(2, 4, dot=True),
+                  MicroKernel(1, 4, parallel=False, dot=True)):
         assert MicroKernel.from_key(micro.key) == micro
     with pytest.raises(ValueError, match="mrMR_nrNR"):
         MicroKernel.from_key("4x64")

@@ -25,20 +25,25 @@ class Adaptation:
 
 def adaptation(workload: DynamicWorkload, micro: MicroKernel, panel: int, env: Mapping[str, int], cores: int) -> Adaptation:
     """Padding ratio (real / computed elements of the padded tiles) and parallel efficiency (work units over
-    rounded-up waves of ``cores``) of ``micro`` at shape ``env``; units are (batch, column tile) pairs."""
+    rounded-up waves of ``cores``) of ``micro`` at shape ``env``; units are (batch, column tile) pairs, or
+    (batch, row tile) pairs for the dot form."""
     b, m, _, n = workload.dims(env)
-    width = panel if workload.constant_b else micro.nr
-    cols = -(-n // width) * width if workload.packs_b() else n
     rows = -(-m // micro.mr) * micro.mr
-    units = b * -(-cols // micro.nr)
+    if micro.dot:  # B read unpacked; work units are (batch, row tile) pairs
+        cols = -(-n // micro.nr) * micro.nr
+        units = b * rows // micro.mr
+    else:
+        width = panel if workload.constant_b else micro.nr
+        cols = -(-n // width) * width if workload.packs_b() else n
+        units = b * -(-cols // micro.nr)
     if not micro.parallel:
         return Adaptation((m * n) / (rows * cols), 1.0 / cores)
     return Adaptation((m * n) / (rows * cols), units / (-(-units // cores) * cores))
 
 
 def features(micro: MicroKernel, lanes: int) -> list[float]:
-    """Micro-kernel features the throughput model learns from: tile, register use, parallel or serial."""
-    return [micro.mr, micro.nr, float(micro.parallel), micro.accumulators(lanes)]
+    """Micro-kernel features the throughput model learns from: tile, register use, parallel or serial, form."""
+    return [micro.mr, micro.nr, float(micro.parallel), micro.accumulators(lanes), float(micro.dot)]
 
 
 def calibrate_alpha(workload: DynamicWorkload, measurements: Sequence[Measurement], panel: int, cores: int,

@@ -82,6 +82,61 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
     return te.create_prim_func([a, b_param, out]).with_attr("tirx.noalias", True)
 
 
+def supports_dot(workload: DynamicWorkload, lanes: int) -> bool:
+    """The dot form reads B[n, k] rows in whole vectors: B an activation stored transposed, k a static
+    multiple of the vector lanes."""
+    return (workload.transpose_b and not workload.constant_b and isinstance(workload.k, int)
+            and workload.k % lanes == 0)
+
+
+def dot_kernel_workload(workload: DynamicWorkload, micro: MicroKernel, lanes: int):
+    """out[b?, i, j] = sum over lanes of acc[b?, i, j, :], where acc accumulates A[i, k-vector] * B[j, k-vector]
+    over the k-vectors: the reads clamp padding rows and columns, so whole MR x NR tiles need no checks."""
+    from tvm import te
+
+    if not supports_dot(workload, lanes):
+        raise ValueError(f"{workload.name}: the dot form needs an activation B[n, k] with static k % {lanes} == 0")
+    symbols = _symbols(workload)
+    m, n = _dim(workload.m, symbols), _dim(workload.n, symbols)
+    lead = (_i64(workload.batch),) if workload.batch else ()
+    a = te.placeholder(lead + (m, _i64(workload.k)), name="A")
+    b = te.placeholder(lead + (n, _i64(workload.k)), name="B")
+    kv = te.reduce_axis((_i64(0), _i64(workload.k // lanes)), "kv")
+
+    def acc_body(*idx):
+        bb, i, j, lane = idx[:-3], idx[-3], idx[-2], idx[-1]
+        kk = kv * lanes + lane
+        return te.sum(a[(*bb, te.min(i, m - 1), kk)] * b[(*bb, te.min(j, n - 1), kk)], axis=kv)
+
+    acc = te.compute(lead + (_ceildiv(m, micro.mr) * micro.mr, _ceildiv(n, micro.nr) * micro.nr, _i64(lanes)),
+                     acc_body, name=ACC_BLOCK)
+    lane = te.reduce_axis((_i64(0), _i64(lanes)), "lane")
+    out = te.compute(lead + (m, n), lambda *idx: te.sum(acc[(*idx, lane)], axis=lane), name=STORE_BLOCK)
+    return te.create_prim_func([a, b, out]).with_attr("tirx.noalias", True)
+
+
+def schedule_dot_microkernel(sch, micro: MicroKernel) -> None:
+    """Parallel over (batch, row tiles); per MR x NR tile the k-vector accumulators stay in registers,
+    the lanes are summed at the tile's write-back."""
+    acc = sch.get_sblock(ACC_BLOCK)
+    store = sch.get_sblock(STORE_BLOCK)
+    sch.set_scope(acc, 0, "local")
+    loops = sch.get_loops(acc)
+    outer, (i, j, lane, kv) = loops[:-4], loops[-4:]
+    io, ii = sch.split(i, [None, micro.mr])
+    jo, ji = sch.split(j, [None, micro.nr])
+    sch.reorder(*outer, io, jo, kv, ii, ji, lane)
+    par = sch.fuse(*outer, io) if outer else io
+    if micro.parallel:
+        sch.parallel(par)
+    sch.reverse_compute_at(store, jo)
+    sch.unroll(sch.get_loops(store)[-1])
+    sch.unroll(ii)
+    sch.unroll(ji)
+    sch.vectorize(lane)
+    sch.decompose_reduction(acc, kv)
+
+
 def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget) -> None:
     """BLIS-style schedule: parallel over (batch, column panels), MR x NR tile in registers, NR split into
     vectors (unrolled) and MR unrolled, the tile's write-back placed at the row-tile loop."""
@@ -100,9 +155,8 @@ def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, tar
     if not workload.constant_b and workload.packs_b():
         pack = sch.get_sblock(PACK_BLOCK)
         sch.compute_at(pack, par)
-        if workload.transpose_b:  # read B rows contiguously along k; the panel is small and stays in L1
-            kk_pack, col = sch.get_loops(pack)[-2:]
-            sch.reorder(col, kk_pack)
+        if workload.transpose_b:  # gather the panel's columns (B rows) one k at a time, a vector per step
+            sch.vectorize(sch.get_loops(pack)[-1])
     sch.reverse_compute_at(store, io)
     vec_outer, vec = sch.split(ji, [None, lanes])
     sch.unroll(ii)
@@ -117,10 +171,12 @@ def kernel_panel(workload: DynamicWorkload, micro: MicroKernel, panel: int) -> i
     return panel if workload.constant_b else micro.nr
 
 
-def kernel_workload_mod(workload: DynamicWorkload, micro: MicroKernel, panel: int):
+def kernel_workload_mod(workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget):
     """The IRModule a micro-kernel's trace replays on (the meta-schedule workload of its records)."""
     import tvm
 
+    if micro.dot:
+        return tvm.IRModule({"main": dot_kernel_workload(workload, micro, target.lanes())})
     return tvm.IRModule({"main": kernel_workload(workload, micro.mr, kernel_panel(workload, micro, panel))})
 
 
@@ -128,8 +184,11 @@ def kernel_schedule(workload: DynamicWorkload, micro: MicroKernel, panel: int, t
     """A traced schedule of the kernel (``.mod`` is the scheduled IRModule, ``.trace`` the record)."""
     from tvm.s_tir import Schedule
 
-    sch = Schedule(kernel_workload_mod(workload, micro, panel))
-    schedule_microkernel(sch, workload, micro, target)
+    sch = Schedule(kernel_workload_mod(workload, micro, panel, target))
+    if micro.dot:
+        schedule_dot_microkernel(sch, micro)
+    else:
+        schedule_microkernel(sch, workload, micro, target)
     return sch
 
 
@@ -149,8 +208,10 @@ def pack_weights_func(workload: DynamicWorkload, panel: int):
 
 
 def choose_panel(workload: DynamicWorkload, micros: list[MicroKernel]) -> int:
-    """One panel width every candidate's NR divides, so a weight is packed once for all kernels."""
-    widest = max(mk.nr for mk in micros)
-    if any(widest % mk.nr for mk in micros):
-        raise ValueError(f"register tile widths {sorted({mk.nr for mk in micros})} do not all divide {widest}")
+    """One panel width every candidate's NR divides, so a weight is packed once for all kernels
+    (dot-form kernels read B unpacked and take no part)."""
+    panelled = [mk for mk in micros if not mk.dot] or micros
+    widest = max(mk.nr for mk in panelled)
+    if any(widest % mk.nr for mk in panelled):
+        raise ValueError(f"register tile widths {sorted({mk.nr for mk in panelled})} do not all divide {widest}")
     return widest

@@ -86,7 +86,7 @@ class KernelMeasurer:
                 raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: {result.error_msg}")
             secs = [float(s) for s in result.run_secs]
             seconds = min(secs)
-            self._commit(kernel_workload_mod(workload, micro, panel), schedules[micro], secs, info)
+            self._commit(kernel_workload_mod(workload, micro, panel, self.target), schedules[micro], secs, info)
             measurements.append(Measurement(micro, tuple(sorted(env.items())), seconds,
                                             workload.flops(env) / seconds / 1e9))
             if progress is not None:

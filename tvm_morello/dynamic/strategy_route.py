@@ -2,6 +2,8 @@
 (for a PySearchStrategy), and a dispatching library built from the records such a search left."""
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +116,8 @@ def propose_symbolic_candidates(prim_func, shape_ranges: Mapping[str, VarRange |
     """For each hardware micro-kernel: its schedule of ``prim_func`` (symbolic) and the concrete shapes to
     measure it at (DietCode's best-adapted shape first). Wrap each as ``.measure_candidate()``."""
     target = resolve_target(target)
-    config = config or TuningConfig()
+    # the dot form is scheduled on our own kernel workload only, not on the user's PrimFunc
+    config = dataclasses.replace(config or TuningConfig(), dot_kernels=False)
     workload = _workload(prim_func, shape_ranges)
     shapes, _ = workload.tuning_shapes(config.max_shapes)
     out = []

@@ -14,9 +14,9 @@ from ..errors import MorelloError
 from ..target import CpuTarget, resolve_target
 from .cost_model import ThroughputModel, adaptation
 from .dispatch import DispatchTree
-from .kernels import choose_panel
+from .kernels import choose_panel, supports_dot
 from .measure import KernelMeasurer, Measurement
-from .microkernels import MicroKernel, candidate_microkernels, serial_microkernel
+from .microkernels import MicroKernel, candidate_microkernels, dot_microkernels, serial_microkernel
 from .plan import OperatorPlan
 from .set_cover import assign, greedy_set_cover
 from .shapes import DynamicWorkload
@@ -36,6 +36,7 @@ class TuningConfig:
     top_k, tolerance : which kernels count as good for a shape in the set cover.
     number, repeat, min_repeat_ms : the runner's evaluator settings.
     serial_kernel : also measure a serial (no parallel loop) kernel for tiny shapes.
+    dot_kernels : also measure the dot-form kernels where B is an activation stored [n, k] (tiny ``A Bᵀ``).
     seed : seeds the booster, the tree and the verification inputs.
     """
 
@@ -50,6 +51,7 @@ class TuningConfig:
     repeat: int = 3
     min_repeat_ms: int = 40
     serial_kernel: bool = True
+    dot_kernels: bool = True
     seed: int = 0
 
 
@@ -67,6 +69,8 @@ def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: Tu
     serial = serial_microkernel(target)
     if config.serial_kernel and (workload.packs_b() or n % serial.nr == 0):
         micros.append(serial)
+    if config.dot_kernels and supports_dot(workload, target.lanes()):
+        micros.extend(dot_microkernels())
     return micros
 
 

@@ -36,7 +36,7 @@ def operator_entry(plan: OperatorPlan) -> dict:
         "usage": _usage(plan),
         "weight_panel": plan.panel if wl.constant_b else None,
         "kernels": [{"index": i, "name": plan.kernel_name(i), "mr": mk.mr, "nr": mk.nr,
-                     "parallel": mk.parallel}
+                     "parallel": mk.parallel, "form": "dot" if mk.dot else "outer"}
                     for i, mk in enumerate(plan.kernels) if i in plan.tree.kernels_used()],
         "dispatch_tree": plan.tree.to_json(),
         "tuning": plan.provenance,
