@@ -1,4 +1,5 @@
-"""The fast builder (builds that load and compute the right thing, failures as results) and CPU-only intrinsics."""
+"""The fast builder (builds that load and compute the right thing; failures, timeouts and crashes as results;
+one persistent worker) and CPU-only intrinsics."""
 import os
 import subprocess
 import sys
@@ -7,11 +8,14 @@ from pathlib import Path
 import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 
 import numpy as np
+import pytest
 import tvm
 from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
 
 from tvm_morello.target import resolve_target
-from tvm_morello.tune import build_module, export_module, fast_builder
+from tvm_morello.tune import FastBuilder, build_module, export_module, fast_builder
+
+import builder_helpers as helpers
 
 from test_tune_common import matmul
 
@@ -65,6 +69,81 @@ def test_failed_build_is_a_result_and_the_batch_goes_on():
     assert "FastBuilder" in results[0].error_msg
     assert results[1].error_msg is None
     _run_matmul(results[1].artifact_path)
+
+
+def _inputs(*mods):
+    return [BuilderInput(mod, TARGET) for mod in mods]
+
+
+def _worker_process(builder):
+    """The subprocess.Popen of the builder's (only) worker; white-box."""
+    return builder._pool.workers[0]._proc
+
+
+def test_build_over_the_timeout_fails_with_a_message_and_the_batch_goes_on():
+    good = _tiled(matmul())
+    builder = FastBuilder(timeout_s=1.5, f_build=helpers.misbehaving_build)
+    try:
+        results = builder.build(_inputs(helpers.misbehave(good, helpers.SLEEP, 60), good))
+    finally:
+        builder.close()
+    assert len(results) == 2
+    assert results[0].artifact_path is None
+    assert "FastBuilder" in results[0].error_msg and "timed out after 1.5 s" in results[0].error_msg
+    assert results[1].error_msg is None, results[1].error_msg
+    _run_matmul(results[1].artifact_path)
+
+
+def test_unresponsive_or_crashing_worker_fails_only_its_candidate():
+    good = _tiled(matmul())
+    builder = FastBuilder(timeout_s=1, f_build=helpers.misbehaving_build)
+    try:
+        results = builder.build(
+            _inputs(helpers.misbehave(good, helpers.HOLD_GIL, 60), helpers.misbehave(good, helpers.EXIT, 3), good)
+        )
+    finally:
+        builder.close()
+    assert [r.artifact_path for r in results[:2]] == [None, None]
+    assert "timed out after 1 s" in results[0].error_msg  # its own timer was stuck: killed from outside
+    assert "crashed (exit code 3)" in results[1].error_msg
+    assert results[2].error_msg is None, results[2].error_msg
+    _run_matmul(results[2].artifact_path)
+
+
+def test_one_worker_serves_every_batch_and_close_stops_it():
+    builder = fast_builder()
+    tiled = _tiled(matmul())
+    assert all(r.error_msg is None for r in builder.build(_inputs(tiled, tiled)))
+    process = _worker_process(builder)
+    (result,) = builder.build(_inputs(tiled))
+    assert result.error_msg is None and _worker_process(builder) is process and process.poll() is None
+    builder.close()
+    assert process.poll() is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_builds_with_its_own_worker_and_leaves_the_parents_alone():
+    builder = fast_builder()
+    tiled = _tiled(matmul())
+    try:
+        assert builder.build(_inputs(tiled))[0].error_msg is None
+        parent_worker = _worker_process(builder)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code, never return into pytest
+            code = 1
+            try:
+                (result,) = builder.build(_inputs(tiled))
+                code = 0 if result.error_msg is None and _worker_process(builder).pid != parent_worker.pid else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert parent_worker.poll() is None and _worker_process(builder) is parent_worker
+        (result,) = builder.build(_inputs(tiled))
+        assert result.error_msg is None
+        _run_matmul(result.artifact_path)
+    finally:
+        builder.close()
 
 
 def test_build_functions_plug_into_local_builder():
