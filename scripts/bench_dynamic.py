@@ -126,13 +126,13 @@ def tune_meta_schedule(workload, env, trials: int, work_dir: Path) -> tuple[floa
     from tvm.s_tir import meta_schedule as ms
 
     import tvm_morello
-    from tvm_morello.dynamic.measure import fast_build
+    from tvm_morello.tune import fast_builder
 
     target = tvm_morello.resolve_target(None).tvm_target()
     mod = tvm.IRModule({"main": static_prim_func(workload, env)})
     start = time.perf_counter()
     db = ms.tune_tir(mod, target, str(work_dir), max_trials_global=trials, num_trials_per_iter=min(trials, 32),
-                     builder=ms.builder.LocalBuilder(f_build=fast_build))
+                     builder=fast_builder(timeout_s=60))
     sch = ms.tir_integration.compile_tir(db, mod, target)
     tuning = time.perf_counter() - start
     fn = tvm.compile(sch.mod, target=target).jit()

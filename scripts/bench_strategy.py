@@ -1,6 +1,7 @@
 """MorelloSearch vs meta-schedule's default EvolutionarySearch at equal trials -> benchmarks/strategy.{json,md}.
 
-Each tune runs in its own process, with the same builder (LocalBuilder with tvm_morello's fast build function and a timeout), the same LocalRunner,
+Each tune runs in its own process, with the same builder (tvm_morello's FastBuilder: one persistent build worker,
+60 s timeout per candidate), the same LocalRunner,
 the same batch size and only CPU tensor intrinsics registered for both; numpy is timed in a process of its
 own. The 32-trial numbers are the first 32 trials of the 128-trial tune (same seed; a strategy's first
 batches do not depend on its budget). Kernel speeds are re-measured after tuning (median of 5 repeats).
@@ -116,7 +117,7 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
     from tvm.s_tir import meta_schedule as ms
 
     from tvm_morello.target import resolve_target
-    from tvm_morello.tune import MorelloSearch, build_module, cpu_tensor_intrinsics_only, export_module
+    from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
     from tvm_morello.tune.measured import median_seconds
 
     trials: list[dict] = []
@@ -151,9 +152,9 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
             work_dir,
             max_trials_global=max(checkpoints),
             num_trials_per_iter=per_iter,
-            # Worker processes with a timeout: an EvolutionarySearch candidate once kept LLVM busy for 10+
-            # minutes in the in-process fast builder. Same builder for both strategies.
-            builder=ms.builder.LocalBuilder(f_build=build_module, f_export=export_module, timeout_sec=60),
+            # A timeout per candidate (an EvolutionarySearch candidate once kept LLVM busy for 10+ minutes);
+            # same builder for both strategies.
+            builder=fast_builder(timeout_s=60),
             runner=ms.runner.LocalRunner(),
             strategy=strategy,
             measure_callbacks=list(ms.measure_callback.MeasureCallback.create("default")) + [progress],
@@ -280,7 +281,7 @@ def write_markdown(path: Path, report: dict) -> None:
         f"# MorelloSearch vs EvolutionarySearch ({'quick' if config['quick'] else 'full'} run)",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['versions']['tvm']}. Batch size "
-        f"{config['num_trials_per_iter']}, the same LocalBuilder (fast build function, 60 s timeout) and LocalRunner for both strategies; GFLOP/s of the "
+        f"{config['num_trials_per_iter']}, the same FastBuilder (persistent build worker, 60 s timeout) and LocalRunner for both strategies; GFLOP/s of the "
         "best kernel re-measured after tuning; numpy timed in its own process.",
         "",
         "## Targets",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tvm_morello import dynamic as dyn
-from tvm_morello.dynamic.measure import fast_build
+from tvm_morello.tune import fast_builder
 from tvm_morello.dynamic.strategy_route import build_library_from_database, propose_symbolic_candidates
 
 TARGET = tvm_morello.resolve_target(None)
@@ -77,7 +77,7 @@ def test_strategy_records_found_by_compile_tir_and_library_built(tmp_path):
     mod = tvm.IRModule({"main": func})
     db = ms.tune_tir(mod, TARGET.tvm_target(), str(tmp_path / "ms"), max_trials_global=len(cands),
                      num_trials_per_iter=len(cands), space=ms.space_generator.ScheduleFn(lambda sch: None),
-                     strategy=_fixed_strategy(cands), builder=ms.builder.LocalBuilder(f_build=fast_build),
+                     strategy=_fixed_strategy(cands), builder=fast_builder(),
                      cost_model="random")
     records = db.get_all_tuning_records()
     assert len(records) == len(cands)

@@ -26,13 +26,6 @@ class Measurement:
         return dict(self.env)
 
 
-def fast_build(mod, target, _params=None):
-    """meta-schedule ``f_build`` that skips the default builder's tensor-intrinsic import (~15 s a batch)."""
-    import tvm
-
-    return tvm.tirx.build(mod, target=target)
-
-
 def arg_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int, env: Mapping[str, int]) -> list[tuple[int, ...]]:
     """Concrete shapes of the kernel's parameters (A, B as the kernel takes it, output)."""
     a_shape, b_shape = workload.input_shapes(env)
@@ -51,11 +44,13 @@ class KernelMeasurer:
                  min_repeat_ms: int = 40, timeout_s: float = 120.0):
         from tvm.s_tir import meta_schedule as ms
 
+        from ..tune.builder import FastBuilder
+
         self.target = target
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.database = ms.database.JSONDatabase(work_dir=str(self.work_dir))
-        self.builder = ms.builder.LocalBuilder(f_build=fast_build, timeout_sec=timeout_s, max_workers=1)
+        self.builder = FastBuilder(timeout_s=timeout_s)
         config = ms.runner.EvaluatorConfig(number=number, repeat=repeat, min_repeat_ms=min_repeat_ms,
                                            enable_cpu_cache_flush=False)
         self.runner = ms.runner.LocalRunner(timeout_sec=timeout_s, evaluator_config=config)
