@@ -70,7 +70,9 @@ class NumpyTimer:
         time.sleep(0.02)  # let TVM's thread pool stop spinning before numpy's threads start
         self.proc.stdin.write(json.dumps({"a": a_shape, "b": b_shape, "transpose_b": workload.transpose_b}) + "\n")
         self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
+        seconds = float(self.proc.stdout.readline())
+        time.sleep(0.1)  # and let OpenBLAS's threads stop spinning before TVM's are timed
+        return seconds
 
     def close(self) -> None:
         self.proc.stdin.close()

@@ -32,16 +32,36 @@ def _params(plan: OperatorPlan, symbols):
     return a, b, out
 
 
-def _range_check(plan: OperatorPlan, symbols):
-    from tvm import relax, tirx
+def _in_range(plan: OperatorPlan, symbols):
+    from tvm import tirx
+
+    return tirx.all(*[tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in plan.workload.ranges])
+
+
+def _out_of_range(plan: OperatorPlan, kernels, args, out, symbols):
+    """The ``else`` branch of the range check: an assertion that fails with the shape in its message (the
+    kernel call after it only gives the branch its type; it never runs). Kept off the in-range path:
+    ``assert_op`` is a Python callback that costs about a microsecond per call."""
+    from tvm import relax
 
     wl = plan.workload
-    conds = [tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in wl.ranges]
     ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in wl.ranges)
     values = ", ".join(f"{name}={{}}" for name in wl.var_names)
     message = f"{wl.name}: shape outside the declared range ({values}); supported: {ranges}"
-    return relax.op.assert_op(relax.prim_value(tirx.all(*conds)), [relax.prim_value(symbols[n]) for n in wl.var_names],
-                              format=message)
+    check = relax.op.assert_op(relax.prim_value(_in_range(plan, symbols)),
+                               [relax.prim_value(symbols[n]) for n in wl.var_names], format=message)
+    first = min(kernels)
+    return _seq([check, relax.call_dps_packed(relax.ExternFunc(kernels[first]), args, out)], out)
+
+
+def _seq(exprs, out):
+    """A SeqExpr binding ``exprs`` in order and yielding the last, of type ``out`` (a branch of a Relax
+    ``If``); the others are statements such as assertions, which return nothing."""
+    from tvm import relax
+
+    bindings = [relax.VarBinding(relax.Var(f"v{i}", out if i == len(exprs) - 1 else relax.TupleType([])), e)
+                for i, e in enumerate(exprs)]
+    return relax.SeqExpr([relax.BindingBlock(bindings)], bindings[-1].var)
 
 
 def _dispatch(node: Node, plan: OperatorPlan, kernels, args, out, symbols):
@@ -52,9 +72,7 @@ def _dispatch(node: Node, plan: OperatorPlan, kernels, args, out, symbols):
         return relax.call_dps_packed(relax.ExternFunc(kernels[node.kernel]), args, out)
 
     def branch(child: Node):
-        var = relax.Var("y", out)
-        body = _dispatch(child, plan, kernels, args, out, symbols)
-        return relax.SeqExpr([relax.BindingBlock([relax.VarBinding(var, body)])], var)
+        return _seq([_dispatch(child, plan, kernels, args, out, symbols)], out)
 
     name = plan.workload.var_names[node.feature]
     return relax.If(relax.prim_value(symbols[name] <= node.threshold), branch(node.left), branch(node.right))
@@ -86,8 +104,9 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
         symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
         a, b, out = _params(plan, symbols)
         with bb.function(plan.entry, [a, b]):
-            bb.emit(_range_check(plan, symbols))
-            y = bb.emit(_dispatch(plan.tree.root_, plan, names, [a, b], out, symbols))
+            dispatch = _seq([_dispatch(plan.tree.root_, plan, names, [a, b], out, symbols)], out)
+            y = bb.emit(relax.If(relax.prim_value(_in_range(plan, symbols)), dispatch,
+                                 _out_of_range(plan, names, [a, b], out, symbols)))
             bb.emit_func_output(y)
         if wl.constant_b:
             pack_name = f"{wl.name}__pack"
