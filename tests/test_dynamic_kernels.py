@@ -159,3 +159,14 @@ def test_workload_rejects_unknown_symbol_and_static_m():
         dyn.batch_matmul(2, "T", 64, "S", {"T": (1, 8)})
     with pytest.raises(tvm_morello.UnsupportedOperatorError, match="static"):
         dyn.batch_matmul(2, 8, 64, "T", {"T": (1, 8)})
+
+
+def test_weight_panel_is_shared_and_wide_enough_for_gemv():
+    lanes = TARGET.lanes()
+    micros = [MicroKernel(8, lanes), MicroKernel(4, 2 * lanes), MicroKernel(1, lanes, parallel=False)]
+    panel = kernels.choose_panel(WORKLOADS["dense"], micros, lanes)
+    assert panel == kernels.WEIGHT_PANEL_VECTORS * lanes and all(panel % mk.nr == 0 for mk in micros)
+    # activations are packed per call in each kernel's own NR: no shared width is forced on them
+    assert kernels.choose_panel(WORKLOADS["qk"], micros + [MicroKernel(2, 4, dot=True)], lanes) == 2 * lanes
+    with pytest.raises(ValueError, match="do not all divide"):
+        kernels.choose_panel(WORKLOADS["qk"], [MicroKernel(1, 3 * lanes), MicroKernel(1, 2 * lanes)], lanes)

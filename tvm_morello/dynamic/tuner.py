@@ -14,7 +14,7 @@ from ..errors import MorelloError
 from ..target import CpuTarget, resolve_target
 from .cost_model import ThroughputModel, adaptation
 from .dispatch import DispatchTree
-from .kernels import choose_panel, supports_dot
+from .kernels import WEIGHT_PANEL_VECTORS, choose_panel, supports_dot
 from .measure import KernelMeasurer, Measurement
 from .microkernels import MicroKernel, candidate_microkernels, dot_microkernels, serial_microkernel
 from .plan import OperatorPlan
@@ -60,10 +60,17 @@ def _representative(dim, workload: DynamicWorkload) -> int:
 
 
 def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: TuningConfig) -> list[MicroKernel]:
-    """Hardware-sized candidates usable by this workload (an unpacked B[k, n] needs NR to divide n)."""
+    """Hardware-sized candidates usable by this workload: an unpacked B[k, n] needs NR to divide n; prepacked
+    weights share one panel width, so NR is capped at ``WEIGHT_PANEL_VECTORS`` vectors."""
     k, n = _representative(workload.k, workload), _representative(workload.n, workload)
+    if workload.constant_b:
+        usable = lambda mk: mk.nr <= WEIGHT_PANEL_VECTORS * target.lanes()  # noqa: E731
+    elif workload.packs_b():
+        usable = None
+    else:
+        usable = lambda mk: n % mk.nr == 0  # noqa: E731
     micros = candidate_microkernels(target, k, n, limit=config.max_candidates, source=config.candidate_source,
-                                    usable=None if workload.packs_b() else (lambda mk: n % mk.nr == 0))
+                                    usable=usable)
     if not micros:
         raise MorelloError(f"{workload.name}: no register tile divides n={n}; supported are multiples of {target.lanes()}")
     serial = serial_microkernel(target)
@@ -124,7 +131,7 @@ def tune_workload(workload: DynamicWorkload, target: CpuTarget, measurer: Kernel
     """Measure the workload's candidates (through ``measurer``) and turn the runs into a plan."""
     start = time.perf_counter()
     micros = workload_candidates(workload, target, config)
-    panel = choose_panel(workload, micros)
+    panel = choose_panel(workload, micros, target.lanes())
     shapes, _ = workload.tuning_shapes(config.max_shapes)
     jobs = [(mk, env) for mk in micros
             for env in measurement_shapes(workload, mk, panel, shapes, target.cores, config.shapes_per_kernel)]
