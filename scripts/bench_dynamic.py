@@ -163,10 +163,10 @@ def settings(quick: bool) -> dict:
     if quick:
         return {"batches": (16, 1), "ops": ("dense_qkv", "bmm_qk", "bmm_av"), "eval_t": (1, 5, 17, 24, 64, 100, 128),
                 "ms_t": (24, 128), "ms_trials": 16,
-                "config": dict(max_candidates=5, shapes_per_kernel=2, max_shapes=32)}
+                "config": dict(max_candidates=5, shapes_per_kernel=3, max_shapes=32)}
     return {"batches": (16, 1), "ops": ("dense_qkv", "dense_ffn1", "dense_ffn2", "bmm_qk", "bmm_av"),
             "eval_t": tuple(range(1, 129)), "ms_t": (5, 24, 43, 62, 81, 100, 119, 128), "ms_trials": 32,
-            "config": dict(max_candidates=8, shapes_per_kernel=2, max_shapes=128)}
+            "config": dict(max_candidates=8, shapes_per_kernel=4, max_shapes=128)}
 
 
 def main() -> None:

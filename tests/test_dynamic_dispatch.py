@@ -136,3 +136,29 @@ def test_cost_model_learns_overhead_and_throughput():
     cost = model.predict_seconds(wl, 32, [par, ser], [{"T": 1}, {"T": 128}])
     assert cost[0].argmin() == 1  # tiny: the serial kernel (no thread-pool wake-up)
     assert cost[1].argmin() == 0  # large: the parallel kernel
+
+
+def test_measured_pairs_override_the_model_and_nothing_else():
+    from tvm_morello.dynamic.tuner import with_measured
+
+    shapes = [{"T": 1}, {"T": 5}, {"T": 9}]
+    micros = [MicroKernel(4, 16), MicroKernel(2, 4, dot=True)]
+    predicted = np.arange(6, dtype=float).reshape(3, 2) + 1.0
+    runs = [Measurement(micros[1], (("T", 5),), 0.25, 1.0), Measurement(MicroKernel(8, 16), (("T", 1),), 9.0, 1.0),
+            Measurement(micros[0], (("T", 7),), 9.0, 1.0)]  # an unknown kernel and an untuned shape are ignored
+    cost = with_measured(predicted, shapes, micros, runs)
+    expected = predicted.copy()
+    expected[1, 1] = 0.25
+    np.testing.assert_array_equal(cost, expected)
+    assert predicted[1, 1] == 4.0  # the input is not modified
+
+
+def test_measurement_shapes_span_the_range_on_a_log_scale():
+    from tvm_morello.dynamic.tuner import measurement_shapes
+
+    qk = dyn.batch_matmul(4, "T", 64, "T", {"T": (1, 128)}, name="qk")
+    shapes, _ = qk.tuning_shapes(128)
+    picked = measurement_shapes(qk, MicroKernel(4, 16), 16, shapes, cores=2, count=4)
+    ts = [env["T"] for env in picked]
+    assert len(set(ts)) == 4 and ts[0] % 16 == 0  # best adapted first: whole 16-wide tiles
+    assert 1 in ts and 128 in ts and any(8 <= t <= 16 for t in ts)  # T^2 flops: the log middle is T ~ 11

@@ -42,7 +42,7 @@ class TuningConfig:
 
     max_candidates: int | None = 8
     candidate_source: str = "auto"
-    shapes_per_kernel: int = 2
+    shapes_per_kernel: int = 3
     max_shapes: int = 64
     cap: int = 4
     top_k: int = 1
@@ -83,18 +83,40 @@ def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: Tu
 
 def measurement_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int, shapes: Sequence[Mapping[str, int]],
                        cores: int, count: int) -> list[dict[str, int]]:
-    """DietCode's choice: the shape where ``micro`` is best adapted (largest such), then the smallest and
-    the median shape, so both throughput and the occupancy exponent can be learned."""
+    """DietCode's choice first: the shape where ``micro`` is best adapted (largest such); then the smallest,
+    the middle of the range on a log scale of flops, the largest, and the log-scale quartiles, so that
+    throughput, overhead and occupancy can be learned and small shapes are not extrapolated to."""
     def score(env):
         return adaptation(workload, micro, panel, env, cores).factor(1.0), workload.flops(env)
 
     by_size = sorted(shapes, key=workload.flops)
-    ordered = [max(shapes, key=score), by_size[0], by_size[len(by_size) // 2], by_size[-1]]
+    log_flops = np.log([workload.flops(env) for env in by_size])
+
+    def at_log_fraction(fraction: float):
+        goal = log_flops[0] + fraction * (log_flops[-1] - log_flops[0])
+        return by_size[int(np.argmin(np.abs(log_flops - goal)))]
+
+    ordered = [max(shapes, key=score), by_size[0], at_log_fraction(0.5), by_size[-1], at_log_fraction(0.25),
+               at_log_fraction(0.75)]
     picked: list[dict[str, int]] = []
     for env in ordered:
         if dict(env) not in picked:
             picked.append(dict(env))
     return picked[:count]
+
+
+def with_measured(cost: np.ndarray, shapes: Sequence[Mapping[str, int]], micros: Sequence[MicroKernel],
+                  measurements: Sequence[Measurement]) -> np.ndarray:
+    """The predicted cost matrix [shape, kernel] with every measured (shape, kernel) pair set to its
+    measured time: the model only fills the gaps between measurements."""
+    row = {tuple(sorted(env.items())): i for i, env in enumerate(shapes)}
+    column = {micro: j for j, micro in enumerate(micros)}
+    out = cost.copy()
+    for meas in measurements:
+        i, j = row.get(meas.env), column.get(meas.micro)
+        if i is not None and j is not None:
+            out[i, j] = meas.seconds
+    return out
 
 
 def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: int, micros: Sequence[MicroKernel],
@@ -103,7 +125,7 @@ def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: 
     greedy set cover and fit the dispatch tree on the resulting labels."""
     shapes, weights = workload.tuning_shapes(config.max_shapes)
     model = ThroughputModel(target.lanes(), target.cores, random_state=config.seed).fit(workload, panel, measurements)
-    cost = model.predict_seconds(workload, panel, micros, shapes)
+    cost = with_measured(model.predict_seconds(workload, panel, micros, shapes), shapes, micros, measurements)
     chosen = greedy_set_cover(cost, weights, top_k=config.top_k, tolerance=config.tolerance, cap=config.cap)
     labels = assign(cost, chosen)
     index = {column: i for i, column in enumerate(chosen)}
