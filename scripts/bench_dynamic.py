@@ -222,6 +222,9 @@ def main() -> None:
                          "flops": plan.workload.flops(env), "ours_s": ours, "numpy_s": theirs,
                          "speedup_vs_numpy": theirs / ours,
                          "kernel": plan.kernels[plan.tree.predict_one([env[n] for n in plan.workload.var_names])].key})
+        op_rows = [r["speedup_vs_numpy"] for r in rows if r["operator"] == plan.workload.name]
+        print(f"{plan.workload.name}: {len(op_rows)} T timed, geomean {geomean(op_rows):.2f}x numpy, "
+              f"min {min(op_rows):.2f}x", flush=True)
     numpy_timer.close()
 
     # 4. meta-schedule tuned per shape at the sampled T

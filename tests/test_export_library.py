@@ -26,7 +26,8 @@ def _plans():
     split = DispatchTree.from_root
     return [
         OperatorPlan(dense, 32, (MicroKernel(2, 32), MicroKernel(6, 16)), split(["m"], Node(0, 5, Node(kernel=0), Node(kernel=1)))),
-        OperatorPlan(qk, 32, (MicroKernel(4, 16), MicroKernel(1, 32)), split(["T"], Node(0, 9, Node(kernel=1), Node(kernel=0)))),
+        OperatorPlan(qk, 32, (MicroKernel(4, 16), MicroKernel(1, 32), MicroKernel(2, 4, dot=True)),
+                     split(["T"], Node(0, 3, Node(kernel=2), Node(0, 9, Node(kernel=1), Node(kernel=0))))),
         OperatorPlan(av, 32, (MicroKernel(4, 32),), split(["T"], Node(kernel=0))),
     ]
 
@@ -45,6 +46,7 @@ def test_manifest_describes_entries(exported):
     assert ops["dense"]["workload"]["ranges"]["m"]["hi"] == 40
     assert ops["dense"]["dispatch_tree"]["root"]["threshold"] == 5
     assert [k["name"] for k in ops["dense"]["kernels"]] == ["dense__mr2_nr32", "dense__mr6_nr16"]
+    assert [k["form"] for k in ops["qk"]["kernels"]] == ["outer", "outer", "dot"]
     assert manifest["verification"]["max_rel_error"] < 1e-4
     assert [5] in manifest["verification"]["checked"]["dense"] and [6] in manifest["verification"]["checked"]["dense"]
 
@@ -62,7 +64,7 @@ LOADER = textwrap.dedent('''
     for m in (1, 5, 6, 17, 40):
         x = rng.standard_normal((m, 64), dtype=np.float32)
         np.testing.assert_allclose(vm["dense"](tvm.runtime.tensor(x), packed).numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
-    for t in (1, 9, 10, 24):
+    for t in (1, 2, 3, 4, 9, 10, 24):
         q, k = rng.standard_normal((2, t, 64), dtype=np.float32), rng.standard_normal((2, t, 64), dtype=np.float32)
         got = vm["qk"](tvm.runtime.tensor(q), tvm.runtime.tensor(k)).numpy()
         np.testing.assert_allclose(got, q @ k.transpose(0, 2, 1), rtol=1e-4, atol=1e-4)

@@ -28,6 +28,8 @@ def _named_range(text: str) -> tuple[str, VarRange]:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Register ``tune-dynamic`` on an argparse subparsers object."""
+    from .tuner import TuningConfig
+
     p = subparsers.add_parser("tune-dynamic", help="tune a dynamic-shape dense/batch_matmul into one .so + manifest",
                               description=__doc__)
     p.add_argument("--op", choices=["dense", "batch_matmul"], required=True)
@@ -44,10 +46,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="library path (.so); the manifest goes beside it as .json")
     p.add_argument("--work-dir", help="meta-schedule database directory (default: a temporary one)")
     p.add_argument("--target", help="TVM target (default: the host CPU)")
-    p.add_argument("--cap", type=int, default=4, help="most kernels per operator")
-    p.add_argument("--max-candidates", type=int, default=8, help="micro-kernels measured")
-    p.add_argument("--shapes-per-kernel", type=int, default=2)
-    p.add_argument("--candidates", choices=["auto", "dp", "hardware"], default="auto")
+    p.add_argument("--cap", type=int, default=TuningConfig.cap, help="most kernels per operator")
+    p.add_argument("--max-candidates", type=int, default=TuningConfig.max_candidates, help="micro-kernels measured")
+    p.add_argument("--shapes-per-kernel", type=int, default=TuningConfig.shapes_per_kernel,
+                   help="concrete shapes each micro-kernel is measured at")
+    p.add_argument("--candidates", choices=["auto", "dp", "hardware"], default=TuningConfig.candidate_source)
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(run=run)
     return p
