@@ -22,7 +22,8 @@ def _run(workload, micro, values, panel=PANEL):
     import tvm
 
     target = TARGET.tvm_target()
-    kernel = tvm.compile(kernels.kernel_schedule(workload, micro, panel, TARGET).mod, target=target).jit()
+    kernel = tvm.compile(kernels.kernel_schedule(workload, micro, panel, TARGET).mod,
+                         target=kernels.kernel_target(micro, TARGET)).jit()
     pack = None
     if workload.constant_b:
         pack = tvm.compile(tvm.IRModule({"main": kernels.pack_weights_func(workload, panel)}), target=target).jit()
@@ -71,6 +72,12 @@ def test_hot_loop_has_no_predicate():
 def test_dot_kernel_exact_at_tile_boundaries(micro):
     # QK^T: T is both m (row tiles of MR) and n (column tiles of NR); every remainder of both
     _run(WORKLOADS["qk"], micro, sorted({1, 2, micro.mr + 1, micro.nr, micro.nr + 1, 2 * micro.nr + 3, 40}))
+
+
+def test_only_dot_kernels_reassociate_their_sums():
+    # the dot form's lane sums need reassociation to vectorise; the outer-product form keeps IEEE order
+    assert kernels.kernel_target(MicroKernel(2, 4, dot=True), TARGET).attrs.get("fast-math-reassoc")
+    assert not kernels.kernel_target(MicroKernel(4, 32), TARGET).attrs.get("fast-math-reassoc", False)
 
 
 def test_dot_kernel_needs_transposed_activation_with_vector_k():

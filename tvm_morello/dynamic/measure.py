@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 from ..errors import MorelloError
 from ..target import CpuTarget
-from .kernels import kernel_panel, kernel_schedule, kernel_workload_mod
+from .kernels import kernel_panel, kernel_schedule, kernel_target, kernel_workload_mod
 from .microkernels import MicroKernel
 from .shapes import DynamicWorkload
 
@@ -60,10 +60,10 @@ class KernelMeasurer:
         """Run every (micro-kernel, shape) job; a kernel that fails to build or run raises MorelloError."""
         from tvm.s_tir import meta_schedule as ms
 
-        tvm_target = self.target.tvm_target()
         micros = sorted({micro for micro, _ in jobs})
         schedules = {micro: kernel_schedule(workload, micro, panel, self.target) for micro in micros}
-        built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, tvm_target) for mk in micros])
+        built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, kernel_target(mk, self.target))
+                                    for mk in micros])
         artifacts = {}
         for micro, result in zip(micros, built):
             if result.error_msg:
@@ -81,18 +81,19 @@ class KernelMeasurer:
                 raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: {result.error_msg}")
             secs = [float(s) for s in result.run_secs]
             seconds = min(secs)
-            self._commit(kernel_workload_mod(workload, micro, panel, self.target), schedules[micro], secs, info)
+            self._commit(kernel_workload_mod(workload, micro, panel, self.target), schedules[micro], secs, info,
+                         kernel_target(micro, self.target))
             measurements.append(Measurement(micro, tuple(sorted(env.items())), seconds,
                                             workload.flops(env) / seconds / 1e9))
             if progress is not None:
                 progress.update(1)
         return measurements
 
-    def _commit(self, workload_mod, sch, run_secs: list[float], info) -> None:
+    def _commit(self, workload_mod, sch, run_secs: list[float], info, tvm_target) -> None:
         from tvm import tirx
         from tvm.s_tir import meta_schedule as ms
 
         workload = self.database.commit_workload(workload_mod)
         record = ms.database.TuningRecord(sch.trace, workload, [tirx.FloatImm("float32", s) for s in run_secs],
-                                          self.target.tvm_target(), info)
+                                          tvm_target, info)
         self.database.commit_tuning_record(record)

@@ -56,8 +56,9 @@ def serial_microkernel(target: CpuTarget) -> MicroKernel:
 
 
 def dot_microkernels() -> list[MicroKernel]:
-    """Dot-form tiles for tiny ``A Bᵀ`` shapes: one A row against four B rows, parallel and serial."""
-    return [MicroKernel(2, 4, dot=True), MicroKernel(1, 4, parallel=False, dot=True)]
+    """Dot-form tiles for tiny ``A Bᵀ`` shapes: two or four A rows against four B rows (parallel), one against
+    four (serial). The 4 x 4 tile loads each k-vector once per four outputs, the 2 x 4 tile pads less."""
+    return [MicroKernel(2, 4, dot=True), MicroKernel(4, 4, dot=True), MicroKernel(1, 4, parallel=False, dot=True)]
 
 
 def hardware_microkernels(target: CpuTarget) -> list[MicroKernel]:

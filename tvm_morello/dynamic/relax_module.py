@@ -6,7 +6,7 @@ from typing import Sequence
 
 from ..target import CpuTarget
 from .dispatch import Node
-from .kernels import kernel_schedule, pack_weights_func
+from .kernels import kernel_schedule, kernel_target, pack_weights_func
 from .plan import OperatorPlan
 
 
@@ -79,7 +79,8 @@ def _dispatch(node: Node, plan: OperatorPlan, kernels, args, out, symbols):
 
 
 def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None):
-    """(Relax IRModule of the entries, TIR IRModule of the kernels and pack functions) for ``plans``.
+    """(Relax IRModule of the entries, [(TIR IRModule, TVM target)] of the kernels and pack functions) for
+    ``plans``: one TIR module per target the kernels are compiled for (see ``kernels.kernel_target``).
 
     The entries call kernels as external functions (``call_dps_packed``): kernels compiled inside the
     Relax module lost ``noalias`` and ran ~2.5x slower, so they are compiled on their own.
@@ -91,7 +92,7 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
     from tvm import relax, tirx
 
     bb = relax.BlockBuilder()
-    tir_funcs = {}
+    tir_funcs = {}  # name -> (PrimFunc, reassociate)
     for plan in plans:
         wl = plan.workload
         names = {}
@@ -100,7 +101,7 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
             if func is None:
                 func = kernel_schedule(wl, plan.kernels[index], plan.panel, target).mod["main"]
             names[index] = plan.kernel_name(index)
-            tir_funcs[names[index]] = func.with_attr("global_symbol", names[index])
+            tir_funcs[names[index]] = (func.with_attr("global_symbol", names[index]), plan.kernels[index].dot)
         symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
         a, b, out = _params(plan, symbols)
         with bb.function(plan.entry, [a, b]):
@@ -110,9 +111,10 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
             bb.emit_func_output(y)
         if wl.constant_b:
             pack_name = f"{wl.name}__pack"
-            tir_funcs[pack_name] = pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name)
+            tir_funcs[pack_name] = (pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name), False)
             _add_pack_entry(bb, plan, pack_name)
-    return bb.get(), tvm.IRModule(tir_funcs)
+    groups = {flag: {name: func for name, (func, dot) in tir_funcs.items() if dot == flag} for flag in (False, True)}
+    return bb.get(), [(tvm.IRModule(funcs), target.tvm_target(reassociate=flag)) for flag, funcs in groups.items() if funcs]
 
 
 def _add_pack_entry(bb, plan: OperatorPlan, pack_name: str) -> None:

@@ -26,9 +26,10 @@ def compile_library(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_fun
     module imported (``export_library`` bundles both into one .so)."""
     import tvm
 
-    entries, kernels = build_modules(plans, target, kernel_funcs)
+    entries, kernel_modules = build_modules(plans, target, kernel_funcs)
     executable = tvm.compile(entries, target=target.tvm_target())
-    executable.mod.import_module(tvm.tirx.build(kernels, target=target.tvm_target()))
+    for kernels, kernel_target in kernel_modules:
+        executable.mod.import_module(tvm.tirx.build(kernels, target=kernel_target))
     return executable
 
 

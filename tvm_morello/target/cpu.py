@@ -48,11 +48,15 @@ class CpuTarget:
 
         return MemoryLimits(self.vector_registers, self.l1_bytes // LINE_BYTES)
 
-    def tvm_target(self):
-        """The TVM target in the dict form TVM 0.27 requires."""
+    def tvm_target(self, *, reassociate: bool = False):
+        """The TVM target in the dict form TVM 0.27 requires; ``reassociate`` lets LLVM reorder float
+        additions (the order of a reduction's terms then follows the code LLVM finds fastest)."""
         import tvm
 
-        return tvm.target.Target({"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.cores})
+        config = {"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.cores}
+        if reassociate:
+            config["fast-math-reassoc"] = True
+        return tvm.target.Target(config)
 
 
 def _cpu_flags() -> set[str]:
