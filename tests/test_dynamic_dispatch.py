@@ -75,6 +75,9 @@ def test_dot_adaptation_pads_rows_and_columns_but_no_panel():
     assert tiny.padding == pytest.approx(1 / (2 * 4))  # one real output in a 2 x 4 tile, not a 32-wide panel
     assert tiny.occupancy == pytest.approx(3 / 4)  # 3 (batch, row tile) units on 2 cores: 2 waves
     assert adaptation(qk, MicroKernel(4, 32), 32, {"T": 1}, cores=2).padding == pytest.approx(1 / (4 * 32))
+    # a batch of 9 matrices on 2 cores is split by matrix: 9 units in 5 waves, however many row tiles
+    wide = dyn.batch_matmul(9, "T", 64, "T", {"T": (1, 64)}, name="qk9")
+    assert adaptation(wide, dot, 32, {"T": 7}, cores=2).occupancy == pytest.approx(9 / 10)
 
 
 def test_alpha_calibrated_from_runs_at_different_occupancy():

@@ -1,6 +1,8 @@
 """Shape-generic micro-kernels are exact at every remainder and have no bounds check in the hot loop."""
 import tvm_morello  # noqa: F401  (before tvm)
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,13 @@ def test_dot_kernel_exact_at_tile_boundaries(micro):
     _run(WORKLOADS["qk"], micro, sorted({1, 2, micro.mr + 1, micro.nr, micro.nr + 1, 2 * micro.nr + 3, 40}))
 
 
+def test_dot_kernel_parallel_over_a_large_batch_is_exact():
+    wide = replace(WORKLOADS["qk"], batch=4 * kernels.BATCH_UNITS_PER_CORE * TARGET.cores)
+    assert kernels.dot_parallel_over_batch(wide, TARGET.cores)
+    assert not kernels.dot_parallel_over_batch(WORKLOADS["qk"], TARGET.cores)
+    _run(wide, MicroKernel(2, 4, dot=True), [1, 3, 4, 5, 40])
+
+
 def test_only_dot_kernels_reassociate_their_sums():
     # the dot form's lane sums need reassociation to vectorise; the outer-product form keeps IEEE order
     assert kernels.kernel_target(MicroKernel(2, 4, dot=True), TARGET).attrs.get("fast-math-reassoc")
@@ -81,8 +90,6 @@ def test_only_dot_kernels_reassociate_their_sums():
 
 
 def test_dot_kernel_needs_transposed_activation_with_vector_k():
-    from dataclasses import replace
-
     lanes = TARGET.lanes()
     assert kernels.supports_dot(WORKLOADS["qk"], lanes)
     assert not kernels.supports_dot(WORKLOADS["av"], lanes)  # B[k, n]: rows are not k-vectors

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .kernels import dot_parallel_over_batch
 from .measure import Measurement
 from .microkernels import MicroKernel
 from .shapes import DynamicWorkload
@@ -26,12 +27,12 @@ class Adaptation:
 def adaptation(workload: DynamicWorkload, micro: MicroKernel, panel: int, env: Mapping[str, int], cores: int) -> Adaptation:
     """Padding ratio (real / computed elements of the padded tiles) and parallel efficiency (work units over
     rounded-up waves of ``cores``) of ``micro`` at shape ``env``; units are (batch, column tile) pairs, or
-    (batch, row tile) pairs for the dot form."""
+    for the dot form what ``kernels.dot_parallel_over_batch`` says."""
     b, m, _, n = workload.dims(env)
     rows = -(-m // micro.mr) * micro.mr
-    if micro.dot:  # B read unpacked; work units are (batch, row tile) pairs
+    if micro.dot:  # B read unpacked; work units are matrices, or (batch, row tile) pairs for a small batch
         cols = -(-n // micro.nr) * micro.nr
-        units = b * rows // micro.mr
+        units = b if dot_parallel_over_batch(workload, cores) else b * rows // micro.mr
     else:
         width = panel if workload.constant_b else micro.nr
         cols = -(-n // width) * width if workload.packs_b() else n
