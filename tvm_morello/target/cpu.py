@@ -50,12 +50,12 @@ class CpuTarget:
 
     def tvm_target(self, *, reassociate: bool = False):
         """The TVM target in the dict form TVM 0.27 requires; ``reassociate`` lets LLVM reorder float
-        additions (the order of a reduction's terms then follows the code LLVM finds fastest)."""
+        additions (and treat -0.0 as 0.0, without which it will not start a reordered sum from zero)."""
         import tvm
 
         config = {"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.cores}
         if reassociate:
-            config["fast-math-reassoc"] = True
+            config.update({"fast-math-reassoc": True, "fast-math-nsz": True})
         return tvm.target.Target(config)
 
 
