@@ -50,9 +50,11 @@ class MicroKernel:
         return (self.dot or self.nr % lanes == 0) and self.accumulators(lanes) + RESERVED_VREGS <= target.vector_registers
 
 
-def serial_microkernel(target: CpuTarget) -> MicroKernel:
-    """The kernel for tiny shapes: one row, one vector wide (least padding and packing), no parallel loop."""
-    return MicroKernel(1, target.lanes(), parallel=False)
+def serial_microkernels(target: CpuTarget) -> list[MicroKernel]:
+    """Kernels for tiny shapes, without the thread pool's wake-up: one row one vector wide (least padding and
+    packing), and two rows four vectors wide (measured 1.3-1.6x faster than it on attention's A·V at T <= 16)."""
+    lanes = target.lanes()
+    return [MicroKernel(1, lanes, parallel=False), MicroKernel(2, 4 * lanes, parallel=False)]
 
 
 def dot_microkernels() -> list[MicroKernel]:

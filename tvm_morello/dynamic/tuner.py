@@ -16,7 +16,7 @@ from .cost_model import ThroughputModel, adaptation
 from .dispatch import DispatchTree
 from .kernels import WEIGHT_PANEL_VECTORS, choose_panel, supports_dot
 from .measure import KernelMeasurer, Measurement
-from .microkernels import MicroKernel, candidate_microkernels, dot_microkernels, serial_microkernel
+from .microkernels import MicroKernel, candidate_microkernels, dot_microkernels, serial_microkernels
 from .plan import OperatorPlan
 from .set_cover import assign, greedy_set_cover
 from .shapes import DynamicWorkload
@@ -35,7 +35,7 @@ class TuningConfig:
     cap : most kernels one operator's library may contain.
     top_k, tolerance : which kernels count as good for a shape in the set cover.
     number, repeat, min_repeat_ms : the runner's evaluator settings.
-    serial_kernel : also measure a serial (no parallel loop) kernel for tiny shapes.
+    serial_kernel : also measure serial (no parallel loop) kernels for tiny shapes.
     dot_kernels : also measure the dot-form kernels where B is an activation stored [n, k] (tiny ``A Bᵀ``).
     seed : seeds the booster, the tree and the verification inputs.
     """
@@ -73,9 +73,8 @@ def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: Tu
                                     usable=usable)
     if not micros:
         raise MorelloError(f"{workload.name}: no register tile divides n={n}; supported are multiples of {target.lanes()}")
-    serial = serial_microkernel(target)
-    if config.serial_kernel and (workload.packs_b() or n % serial.nr == 0):
-        micros.append(serial)
+    if config.serial_kernel:
+        micros.extend(mk for mk in serial_microkernels(target) if mk not in micros and (usable is None or usable(mk)))
     if config.dot_kernels and supports_dot(workload, target.lanes()):
         micros.extend(dot_microkernels())
     return micros
