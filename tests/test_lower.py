@@ -47,6 +47,31 @@ def test_vector_kernel_is_used_when_shapes_allow(cpu):
     assert "T.vectorized" in text and "T.parallel" in text
 
 
+def _pack_kernels(program):
+    return {str(node.action) for node in program.walk() if str(node.action).startswith("pack_panels")}
+
+
+def _pack_is_vectorized(schedule):
+    loops = schedule.get_loops(schedule.get_sblock("W_global"))
+    return any(schedule.get(loop).kind == tvm.tirx.ForKind.VECTORIZED for loop in loops)
+
+
+def test_pack_stores_whole_panel_rows_when_k_and_n_are_whole_blocks():
+    candidates = [c for c in check_all_candidates(dense(32, 64, 128)) if c.program.packs_rhs]
+    assert candidates, "a column-major weight is packed before the broadcast kernel can use it"
+    for candidate in candidates:
+        assert _pack_kernels(candidate.program) == {"pack_panels_vector"}
+        assert _pack_is_vectorized(candidate.schedule)
+
+
+def test_pack_falls_back_to_elementwise_copy_for_a_partial_k_block():
+    candidates = [c for c in check_all_candidates(dense(16, 24, 64)) if c.program.packs_rhs]
+    assert candidates
+    for candidate in candidates:
+        assert _pack_kernels(candidate.program) == {"pack_panels"}
+        assert not _pack_is_vectorized(candidate.schedule)
+
+
 def test_matmul_nn_matches_numpy():
     check_all_candidates(matmul(17, 32, 48))
 

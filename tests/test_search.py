@@ -101,6 +101,29 @@ def test_dp_equals_brute_force(cpu, spec):
     assert len(everything) > len(found)  # the brute force really had alternatives to choose from
 
 
+constants = st.builds(CostConstants, *[st.floats(0.0, 100.0)] * len(CostConstants.names()))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from([16, 48, 768]), st.sampled_from([16, 32, 128]), st.sampled_from([16, 32, 64]), constants)
+def test_vector_pack_never_costs_more_and_is_chosen(cpu, rows, cols, width, constants):
+    from tvm_morello.target.kernels import PackPanels, VectorPackPanels
+
+    move = canonicalize(Move(rows, cols, Operand(Level.GLOBAL, COL), Operand(Level.GLOBAL, panel(width))))
+    vector, scalar = VectorPackPanels(), PackPanels()
+    assert vector.applies(move, cpu) and scalar.applies(move, cpu)
+    assert vector.cost(move, constants, cpu) <= scalar.cost(move, constants, cpu)
+    assert str(Synthesizer(cpu, constants, top_k=1).solve(move)[0].action) == "pack_panels_vector"
+
+
+def test_vector_pack_needs_whole_blocks(cpu):
+    from tvm_morello.target.kernels import VectorPackPanels
+
+    for rows, cols in ((24, 32), (16, 8), (1, 32)):
+        move = canonicalize(Move(rows, cols, Operand(Level.GLOBAL, COL), Operand(Level.GLOBAL, panel(16))))
+        assert not VectorPackPanels().applies(move, cpu)
+
+
 def test_top_k_is_sorted_and_distinct(cpu):
     programs = synthesize(dense_spec(64, 128, 128), cpu, top_k=6, constants=CONSTANTS)
     assert len(programs) == 6

@@ -21,6 +21,7 @@ class LoopPlan:
     parallel_groups: list[list[tuple[str, int]]] = field(default_factory=list)
     pack_at: int | None = None  # index into order of the loop the pack sits under (-1: root)
     pack_width: int = 0
+    pack_kernel: str = ""
     registers_at: int | None = None
     kernel: str = ""
 
@@ -46,6 +47,7 @@ def plan_loops(program: Program) -> LoopPlan:
             plan.order.append(("k", len(plan.sizes["k"]) - 1))
         elif isinstance(action, PackRhs):
             plan.pack_at, plan.pack_width = len(plan.order) - 1, action.width
+            plan.pack_kernel = str(node.children[0].action)
         elif isinstance(action, RegisterOut):
             plan.registers_at = len(plan.order) - 1
         elif isinstance(action, Select):
@@ -71,6 +73,31 @@ def _rhs_index_map(rhs_dims: tuple[str, ...], width: int):
         return (*batch, named["n"] // width, named["k"], named["n"] % width)
 
     return panel_map
+
+
+def _own_loops(sch, copy, consumer, roles: tuple[str, ...]) -> dict[str, object]:
+    """The loops a copy block iterates itself (not its consumer's), by the buffer axis each one walks."""
+    from tvm.tirx.analysis import undefined_vars
+
+    shared = {sch.get(loop).loop_var.name for loop in sch.get_loops(consumer)}
+    loops = sch.get_loops(copy)
+    realize = sch.get(loops[-1]).body  # a copy block is a perfect nest: the innermost body is its realize
+    used_by = [{v.name for v in undefined_vars(value)} for value in realize.iter_values]
+    own = {}
+    for loop in loops:
+        name = sch.get(loop).loop_var.name
+        if name not in shared:
+            own.update({role: loop for role, names in zip(roles, used_by) if name in names})
+    return own
+
+
+def _vectorize_pack(sch, packed, consumer, rhs_dims: tuple[str, ...], lanes: int) -> None:
+    """Lower pack_panels_vector: walk lanes x lanes blocks (n, k) and store lane-wide panel rows."""
+    loops = _own_loops(sch, packed, consumer, rhs_dims)
+    n_outer, n_lane = sch.split(loops["n"], [None, lanes])
+    k_outer, k_inner = sch.split(loops["k"], [None, lanes])
+    sch.reorder(n_outer, k_outer, k_inner, n_lane)
+    sch.vectorize(n_lane)
 
 
 def apply_program(sch, recognized: RecognizedMatmul, program: Program, target: CpuTarget) -> None:
@@ -108,6 +135,8 @@ def apply_program(sch, recognized: RecognizedMatmul, program: Program, target: C
             block, ("read", recognized.rhs_read), _rhs_index_map(recognized.rhs_dims, plan.pack_width),
             pad_value=0.0 if spec.n % plan.pack_width else None,
         )
+        if plan.pack_kernel == "pack_panels_vector":
+            _vectorize_pack(sch, packed, block, recognized.rhs_dims, target.lanes())
     if plan.registers_at is not None:
         local = sch.cache_write(block, 0, "local")
         if plan.registers_at >= 0:
