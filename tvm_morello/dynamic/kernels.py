@@ -73,7 +73,8 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
         b_panels = b_param
     else:
         b_param = _raw_b(workload, lead, k, n)
-        b_panels = _pack_compute(workload, b_param, lead, k, n, panel, PACK_BLOCK, zero_pad=False) if workload.packs_b() else None
+        b_panels = (_pack_compute(workload, b_param, lead, k, n, panel, PACK_BLOCK, zero_pad=False)
+                    if workload.packs_b() else None)
     cols = _ceildiv(n, panel) * panel if b_panels is not None else n
     r = te.reduce_axis((_i64(0), k), "k")
 

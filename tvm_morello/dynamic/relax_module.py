@@ -114,7 +114,8 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
             tir_funcs[pack_name] = (pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name), False)
             _add_pack_entry(bb, plan, pack_name)
     groups = {flag: {name: func for name, (func, dot) in tir_funcs.items() if dot == flag} for flag in (False, True)}
-    return bb.get(), [(tvm.IRModule(funcs), target.tvm_target(reassociate=flag)) for flag, funcs in groups.items() if funcs]
+    return bb.get(), [(tvm.IRModule(funcs), target.tvm_target(reassociate=flag))
+                      for flag, funcs in groups.items() if funcs]
 
 
 def _add_pack_entry(bb, plan: OperatorPlan, pack_name: str) -> None:
