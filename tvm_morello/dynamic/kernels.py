@@ -178,12 +178,12 @@ def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, tar
     # the tile's rows are written in whole vectors when only the row index is predicated (static n, whole
     # panels: 3-10% on A·V, whose k = T is short); with a symbolic n TVM scalarises the predicated vectors
     *rows, cols = sch.get_loops(store)[-2:] if micro.mr > 1 else sch.get_loops(store)[-1:]
-    store_outer, store_vec = sch.split(cols, [None, min(lanes, micro.nr)])
+    store_outer, store_vec = sch.split(cols, [None, lanes])
     for row in rows:
         sch.unroll(row)
     sch.unroll(store_outer)
     sch.vectorize(store_vec)
-    vec_outer, vec = sch.split(ji, [None, min(lanes, micro.nr)])
+    vec_outer, vec = sch.split(ji, [None, lanes])
     sch.unroll(ii)
     sch.unroll(vec_outer)
     sch.vectorize(vec)
