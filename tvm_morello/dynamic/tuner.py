@@ -74,7 +74,7 @@ def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: Tu
     if not micros:
         raise MorelloError(f"{workload.name}: no register tile divides n={n}; supported are multiples of {target.lanes()}")
     if config.serial_kernel:
-        micros.extend(mk for mk in serial_microkernels(target) if mk not in micros and (usable is None or usable(mk)))
+        micros.extend(mk for mk in serial_microkernels(target) if usable is None or usable(mk))
     if config.dot_kernels and supports_dot(workload, target.lanes()):
         micros.extend(dot_microkernels())
     return micros
