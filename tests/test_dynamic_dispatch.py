@@ -40,6 +40,40 @@ def test_tree_regions_partition_the_range(labels):
     assert (tree.predict(x) == np.array(labels)).all()
 
 
+def _weighted_depth(root: Node, weight) -> float:
+    """Sum over values of weight x branches taken (one variable, values 1..len(weight))."""
+    def depth(v):
+        node, d = root, 0
+        while not node.is_leaf:
+            node, d = (node.left if v <= node.threshold else node.right), d + 1
+        return d
+    return sum(w * depth(v) for v, w in enumerate(weight, start=1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=60), st.integers(0, 2**31 - 1))
+def test_reordered_dispatch_tree_is_equivalent_and_never_deeper(labels, seed):
+    from tvm_morello.dynamic.branch_order import cheapest_search_tree
+
+    x = np.arange(1, len(labels) + 1)[:, None]
+    tree = DispatchTree(["m"]).fit(x, np.array(labels))
+    weight = np.random.default_rng(seed).random(len(labels)) + 1e-3
+    root = cheapest_search_tree(tree, 1, len(labels), lambda v: weight[v - 1])
+    reordered = DispatchTree.from_root(["m"], root)
+    assert [reordered.predict_one([v]) for v in range(1, len(labels) + 1)] == labels
+    assert _weighted_depth(root, weight) <= _weighted_depth(tree.root_, weight) + 1e-9
+
+
+def test_reordered_dispatch_tree_puts_the_tiny_calls_first():
+    from tvm_morello.dynamic.branch_order import cheapest_search_tree, relative_branch_weight
+
+    # five intervals; sklearn balances them, the reordered tree reaches m <= 4 (the cheapest calls) in one branch
+    labels = [0] * 4 + [1] * 8 + [2] * 16 + [3] * 32 + [0] * 64
+    tree = DispatchTree(["m"]).fit(np.arange(1, 125)[:, None], np.array(labels))
+    root = cheapest_search_tree(tree, 1, 124, lambda v: relative_branch_weight(2 * v * 768 * 768))
+    assert root.threshold == 4 and root.left.is_leaf and root.left.kernel == 0
+
+
 def test_tree_json_round_trip():
     root = Node(0, 5, Node(kernel=1), Node(0, 9, Node(kernel=0), Node(kernel=2)))
     tree = DispatchTree.from_root(["T"], root)

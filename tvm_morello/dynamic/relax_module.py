@@ -1,10 +1,14 @@
 """The library's modules: Relax entries that check the ranges and walk the decision tree (``If`` on the
-symbolic sizes) into the kernels, plus weight-pack entries; and the kernels as a separate TIR module."""
+symbolic sizes) into the kernels, plus weight-pack entries; and the kernels as a separate TIR module.
+
+With one symbolic variable the tree's branches are reordered to favour the small, overhead-sensitive calls
+(``branch_order``)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 from ..target import CpuTarget
+from .branch_order import cheapest_search_tree, relative_branch_weight
 from .dispatch import Node
 from .kernels import kernel_schedule, kernel_target, pack_weights_func
 from .plan import OperatorPlan
@@ -78,6 +82,19 @@ def _dispatch(node: Node, plan: OperatorPlan, kernels, args, out, symbols):
     return relax.If(relax.prim_value(symbols[name] <= node.threshold), branch(node.left), branch(node.right))
 
 
+def dispatch_root(plan: OperatorPlan) -> Node:
+    """The tree the entry walks: with one variable, the plan's tree with its branches ordered by
+    ``branch_order``; else the plan's tree as fitted."""
+    wl = plan.workload
+    if len(wl.var_names) != 1:
+        return plan.tree.root_
+    (name,) = wl.var_names
+    rng = wl.range_of(name)
+    share = dict(zip(rng.values(), rng.value_weights()))
+    return cheapest_search_tree(
+        plan.tree, rng.lo, rng.hi, lambda v: share[v] * relative_branch_weight(wl.flops({name: v})), values=share)
+
+
 def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None):
     """(Relax IRModule of the entries, [(TIR IRModule, TVM target)] of the kernels and pack functions) for
     ``plans``: one TIR module per target the kernels are compiled for (see ``kernels.kernel_target``).
@@ -105,7 +122,7 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
         symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
         a, b, out = _params(plan, symbols)
         with bb.function(plan.entry, [a, b]):
-            dispatch = _seq([_dispatch(plan.tree.root_, plan, names, [a, b], out, symbols)], out)
+            dispatch = _seq([_dispatch(dispatch_root(plan), plan, names, [a, b], out, symbols)], out)
             y = bb.emit(relax.If(relax.prim_value(_in_range(plan, symbols)), dispatch,
                                  _out_of_range(plan, names, [a, b], out, symbols)))
             bb.emit_func_output(y)

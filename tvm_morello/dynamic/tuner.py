@@ -32,7 +32,9 @@ class TuningConfig:
     candidate_source : "auto", "dp" or "hardware" (see ``candidate_microkernels``).
     shapes_per_kernel : concrete shapes each candidate is measured at (best-adapted shape first).
     max_shapes : tuning shapes per operator the cost model ranks kernels on.
-    cap : most kernels one operator's library may contain.
+    cap : most kernels one operator's library may contain. The greedy cover takes the kernels covering the
+        most shape weight first, so at a tight cap the few smallest shapes (little weight, but the ones where
+        a serial kernel saves the thread-pool launch) are the ones left on a slow kernel.
     top_k, tolerance : which kernels count as good for a shape in the set cover.
     number, repeat, min_repeat_ms : the runner's evaluator settings.
     serial_kernel : also measure serial (no parallel loop) kernels for tiny shapes.
@@ -44,7 +46,7 @@ class TuningConfig:
     candidate_source: str = "auto"
     shapes_per_kernel: int = 3
     max_shapes: int = 64
-    cap: int = 4
+    cap: int = 6
     top_k: int = 1
     tolerance: float = 0.1
     number: int = 3
