@@ -70,6 +70,7 @@ def test_hot_loop_has_no_predicate():
 
 
 @pytest.mark.parametrize("micro", [MicroKernel(2, 4, dot=True), MicroKernel(2, 4, parallel=False, dot=True),
+                                   MicroKernel(1, 1, dot=True),
                                    MicroKernel(3, 5, dot=True)], ids=lambda mk: mk.key)
 def test_dot_kernel_exact_at_tile_boundaries(micro):
     # QK^T: T is both m (row tiles of MR) and n (column tiles of NR); every remainder of both
