@@ -21,7 +21,7 @@ from benchlib import geomean, machine_info  # noqa: E402
 
 NUMPY_WORKER_FLAG = "--numpy-worker"
 ROUNDS = 2  # alternations of tvm-morello and numpy timing per shape
-SHORT_ROUNDS = 5  # for calls under SHORT_CALL_S, whose timings swing most and cost little to repeat
+SHORT_ROUNDS = 8  # for calls under SHORT_CALL_S: their timings swing by up to 1.5x between rounds
 SHORT_CALL_S = 1e-4
 MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long
 

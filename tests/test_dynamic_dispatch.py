@@ -11,7 +11,7 @@ from tvm_morello.dynamic.dispatch import DispatchTree, Node
 from tvm_morello.dynamic.measure import Measurement
 from tvm_morello.dynamic.microkernels import MicroKernel
 from tvm_morello.dynamic.plan import OperatorPlan
-from tvm_morello.dynamic.set_cover import assign, greedy_set_cover
+from tvm_morello.dynamic.set_cover import assign, assign_in_runs, greedy_set_cover
 from tvm_morello.export import compile_library
 
 TARGET = tvm_morello.resolve_target(None)
@@ -90,6 +90,32 @@ def test_greedy_set_cover_respects_cap_and_covers():
     assert list(assign(cost, [0, 2])) == [0, 0, 2, 2]
     with pytest.raises(tvm_morello.MorelloError, match="cap"):
         greedy_set_cover(cost, weights, cap=0)
+
+
+def _runs(labels) -> int:
+    return 1 + int(np.count_nonzero(np.diff(labels)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 3), st.floats(0.0, 0.3), st.integers(0, 2**31 - 1))
+def test_runs_are_fewest_and_every_kernel_acceptable(n, k, slack, seed):
+    import itertools
+
+    cost = np.random.default_rng(seed).uniform(1.0, 2.0, size=(n, k + 1))
+    chosen = list(range(1, k + 1))  # column 0 is not chosen
+    labels = assign_in_runs(cost, chosen, np.ones(n), slack_s=0.0, relative_slack=slack)
+    best = cost[:, chosen].min(axis=1)
+    ok = lambda i, c: cost[i, c] <= best[i] * (1 + slack)  # noqa: E731
+    assert all(c in chosen and ok(i, c) for i, c in enumerate(labels))
+    fewest = min(_runs(lab) for lab in itertools.product(chosen, repeat=n) if all(ok(i, c) for i, c in enumerate(lab)))
+    assert _runs(labels) == fewest
+    assert _runs(labels) <= _runs(assign(cost, chosen))
+
+
+def test_runs_without_slack_are_the_cheapest_kernels():
+    cost = np.array([[1.0, 1.02], [1.0, 1.02], [1.05, 1.0], [1.0, 1.02]])
+    assert list(assign_in_runs(cost, [0, 1], np.ones(4), slack_s=0.0, relative_slack=0.0)) == [0, 0, 1, 0]
+    assert list(assign_in_runs(cost, [0, 1], np.ones(4), slack_s=0.0, relative_slack=0.06)) == [0, 0, 0, 0]
 
 
 def test_adaptation_padding_and_occupancy():

@@ -18,7 +18,8 @@ from .kernels import WEIGHT_PANEL_VECTORS, choose_panel, supports_dot
 from .measure import KernelMeasurer, Measurement
 from .microkernels import MicroKernel, candidate_microkernels, dot_microkernels, serial_microkernels
 from .plan import OperatorPlan
-from .set_cover import assign, greedy_set_cover
+from .branch_order import BRANCH_S
+from .set_cover import assign, assign_in_runs, greedy_set_cover
 from .shapes import DynamicWorkload
 
 
@@ -35,7 +36,10 @@ class TuningConfig:
     cap : most kernels one operator's library may contain. The greedy cover takes the kernels covering the
         most shape weight first, so at a tight cap the few smallest shapes (little weight, but the ones where
         a serial kernel saves the thread-pool launch) are the ones left on a slow kernel.
-    top_k, tolerance : which kernels count as good for a shape in the set cover.
+    top_k, tolerance : which kernels count as good for a shape in the set cover (10% let a kernel 5-10%
+        slower on most attention shapes cover them alone).
+    run_slack : with one symbolic variable, how much slower than its best chosen kernel (relative, plus one
+        dispatcher branch) a shape's kernel may be so that it joins its neighbours' run (fewer branches).
     number, repeat, min_repeat_ms : the runner's evaluator settings.
     serial_kernel : also measure serial (no parallel loop) kernels for tiny shapes.
     dot_kernels : also measure the dot-form kernels where B is an activation stored [n, k] (tiny ``A Bᵀ``).
@@ -48,7 +52,8 @@ class TuningConfig:
     max_shapes: int = 64
     cap: int = 6
     top_k: int = 1
-    tolerance: float = 0.1
+    tolerance: float = 0.05
+    run_slack: float = 0.03
     number: int = 3
     repeat: int = 3
     min_repeat_ms: int = 40
@@ -129,6 +134,10 @@ def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: 
     cost = with_measured(model.predict_seconds(workload, panel, micros, shapes), shapes, micros, measurements)
     chosen = greedy_set_cover(cost, weights, top_k=config.top_k, tolerance=config.tolerance, cap=config.cap)
     labels = assign(cost, chosen)
+    if len(workload.var_names) == 1:
+        order = np.argsort([env[workload.var_names[0]] for env in shapes], kind="stable")
+        labels[order] = assign_in_runs(cost[order], chosen, weights[order], slack_s=BRANCH_S,
+                                       relative_slack=config.run_slack)
     index = {column: i for i, column in enumerate(chosen)}
     x = np.array([[env[name] for name in workload.var_names] for env in shapes])
     y = np.array([index[c] for c in labels])
