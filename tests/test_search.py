@@ -17,7 +17,7 @@ LIMITS = MemoryLimits(32, 512)
 small_dims = st.sampled_from([1, 2, 3, 4, 8])
 vector_dims = st.sampled_from([1, 16, 32, 48])
 layouts = st.sampled_from([ROW, COL, panel(16)])
-operands = st.builds(Operand, st.sampled_from([Level.GLOBAL, Level.L1]), layouts)
+operands = st.builds(Operand, st.sampled_from([Level.GLOBAL, Level.L2, Level.L1]), layouts)
 outputs = st.builds(Operand, st.sampled_from([Level.GLOBAL, Level.VREG]), st.just(ROW))
 limits = st.builds(MemoryLimits, st.sampled_from([0, 2, 8, 32]), st.sampled_from([0, 16, 64, 512]))
 specs = st.builds(
@@ -114,6 +114,54 @@ def test_vector_pack_never_costs_more_and_is_chosen(cpu, rows, cols, width, cons
     assert vector.applies(move, cpu) and scalar.applies(move, cpu)
     assert vector.cost(move, constants, cpu) <= scalar.cost(move, constants, cpu)
     assert str(Synthesizer(cpu, constants, top_k=1).solve(move)[0].action) == "pack_panels_vector"
+
+
+def test_l2_views_only_for_weight_tiles_between_l1_and_l2(cpu):
+    from tvm_morello.search.rewrites import CacheView
+
+    def views(spec):
+        return {(a.role, a.level) for a in actions_for(canonicalize(spec), cpu) if isinstance(a, CacheView)}
+
+    wide = Matmul(1, 8, 768, 128, Operand(), Operand(Level.GLOBAL, panel(32)), Operand(), MemoryLimits(32, 512))
+    assert ("rhs", Level.L2) in views(wide) and ("rhs", Level.L1) not in views(wide)  # 384 KB: L2, not L1
+    assert ("lhs", Level.L2) not in views(wide)  # 24 KB of A fits L1: no L2 view
+    narrow = replace(wide, k=256, n=16)  # 16 KB of B fits L1
+    assert views(narrow) >= {("rhs", Level.L1)} and ("rhs", Level.L2) not in views(narrow)
+    huge = replace(wide, n=256)  # 768 KB of B: more than the half of L2 a view may take
+    assert not any(role == "rhs" for role, _ in views(huge))
+    in_l2 = replace(narrow, rhs=Operand(Level.L2, panel(32)))
+    assert ("rhs", Level.L1) in views(in_l2) and ("rhs", Level.L2) not in views(in_l2)
+
+
+def test_lines_from_l2_cost_l2_line(cpu):
+    from tvm_morello.search.rewrites import CacheView
+
+    spec = Matmul(1, 8, 64, 16, Operand(), Operand(Level.L2, panel(16)), Operand(), MemoryLimits(32, 512))
+    from_memory = replace(spec, rhs=Operand(Level.GLOBAL, panel(16)))
+    lines = 64  # 64 rows of one 16-float panel: one contiguous run of 64 lines
+    constants = replace(CONSTANTS, l2_line=3.0, global_line=11.0)
+    view = CacheView("rhs", Level.L1)
+    assert view.combine(spec, [0.0], constants, cpu) == pytest.approx(3.0 * lines)
+    assert view.combine(from_memory, [0.0], constants, cpu) == pytest.approx(11.0 * lines)
+
+
+def test_packed_weight_larger_than_l2_is_packed_per_column_chunk():
+    # dense 2048x768x768: the whole packed W (2.4 MB) exceeds one core's L2 (1 MB); re-reading it for every
+    # row tile streams it from L3, so the best program packs W one L2-sized column chunk at a time
+    from tvm_morello.search.rewrites import PackRhs
+    from tvm_morello.target import CpuTarget
+
+    zen4 = CpuTarget("znver4", 512, 2, l1_bytes=32 * 1024, l2_bytes=1024 * 1024)
+    best = synthesize(dense_spec(2048, 768, 768, target=zen4), zen4, top_k=1)[0]
+    packs = [p for p in _walk(best) if isinstance(p.action, PackRhs)]
+    assert packs and all(p.spec.k * p.spec.n * 4 <= zen4.l2_bytes // 2 for p in packs)
+    assert any("view(rhs -> L2)" == str(p.action) for p in _walk(best))
+
+
+def _walk(program):
+    yield program
+    for child in program.children:
+        yield from _walk(child)
 
 
 def test_vector_pack_needs_whole_blocks(cpu):

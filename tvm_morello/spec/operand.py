@@ -6,11 +6,16 @@ from enum import IntEnum
 
 
 class Level(IntEnum):
-    """Memory levels from slowest to fastest; caches are views (cost only), registers are real buffers."""
+    """Memory levels from slowest to fastest; caches are views (cost only), registers are real buffers.
+
+    ``GLOBAL`` is memory beyond the per-core L2 (L3, DRAM). A tile viewed in ``L2`` is paid once from there;
+    the L1 views below it then cost L2 lines: how a packed weight panel re-read for every row tile is cheap
+    when it fits L2 and is not when it does not."""
 
     GLOBAL = 0
-    L1 = 1
-    VREG = 2
+    L2 = 1
+    L1 = 2
+    VREG = 3
 
 
 @dataclass(frozen=True, order=True)
