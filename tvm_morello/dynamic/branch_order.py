@@ -1,6 +1,6 @@
 """Arrange a one-variable dispatcher's branches so the calls that feel them least pay for them.
 
-Every ``If`` of the Relax entry costs about 0.17 us (three VM instructions): noise on a large call, a tenth of
+Every ``If`` of the Relax entry costs 0.1-0.17 us (three VM instructions, ``BRANCH_S``): noise on a large call, a tenth of
 a tiny one. For one symbolic variable the fitted tree is a sorted list of intervals, so any binary search over
 the interval bounds dispatches the same. This picks the one (optimal alphabetic tree, by the interval dynamic
 program) that minimises the expected branches relative to each call's own run time. sklearn's tree instead

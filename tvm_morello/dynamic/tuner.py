@@ -133,11 +133,13 @@ def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: 
     model = ThroughputModel(target.lanes(), target.cores, random_state=config.seed).fit(workload, panel, measurements)
     cost = with_measured(model.predict_seconds(workload, panel, micros, shapes), shapes, micros, measurements)
     chosen = greedy_set_cover(cost, weights, top_k=config.top_k, tolerance=config.tolerance, cap=config.cap)
-    labels = assign(cost, chosen)
     if len(workload.var_names) == 1:
         order = np.argsort([env[workload.var_names[0]] for env in shapes], kind="stable")
+        labels = np.empty(len(shapes), dtype=int)
         labels[order] = assign_in_runs(cost[order], chosen, weights[order], slack_s=BRANCH_S,
                                        relative_slack=config.run_slack)
+    else:
+        labels = assign(cost, chosen)
     index = {column: i for i, column in enumerate(chosen)}
     x = np.array([[env[name] for name in workload.var_names] for env in shapes])
     y = np.array([index[c] for c in labels])
