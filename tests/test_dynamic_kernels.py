@@ -140,7 +140,10 @@ def test_candidates_come_from_the_morello_dp():
     assert all(t.fits(TARGET) for t in ranked)
     assert candidate_microkernels(TARGET, 64, 64, source="dp", limit=3) == list(ranked[:3])
     auto = candidate_microkernels(TARGET, 64, 64, source="auto", limit=3)
-    assert any(t.mr <= 2 for t in auto) and all(t in ranked or t.mr <= 2 for t in auto)
+    assert auto[:3] == list(ranked[:3]) and len(auto) <= 4
+    assert MicroKernel(2, 64) in auto  # the widest short tile within n = 64 (GEMV-like shapes)
+    narrow = candidate_microkernels(TARGET, 64, 64, source="auto", limit=3, usable=lambda t: t.nr <= 32)
+    assert MicroKernel(2, 32) in narrow and all(t.nr <= 32 for t in narrow)
 
 
 def test_candidate_limit_keeps_spread():

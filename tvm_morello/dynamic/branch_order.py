@@ -1,10 +1,10 @@
 """Arrange a one-variable dispatcher's branches so the calls that feel them least pay for them.
 
-Every ``If`` of the Relax entry costs 0.1-0.17 us (three VM instructions, ``BRANCH_S``): noise on a large call, a tenth of
-a tiny one. For one symbolic variable the fitted tree is a sorted list of intervals, so any binary search over
-the interval bounds dispatches the same. This picks the one (optimal alphabetic tree, by the interval dynamic
-program) that minimises the expected branches relative to each call's own run time. sklearn's tree instead
-balances impurity, which can put the smallest shapes three branches deep.
+Each branch of the TIR dispatcher is a compare and, at worst, a mispredicted jump (``BRANCH_S``): noise on a
+large call, up to a percent of the smallest. For one symbolic variable the fitted tree is a sorted list of
+intervals, so any binary search over the interval bounds dispatches the same. This picks the one (optimal
+alphabetic tree, by the interval dynamic program) that minimises the expected branches relative to each call's
+own run time. sklearn's tree instead balances impurity, which can put the smallest shapes three branches deep.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from .dispatch import DispatchTree, Node
 
-BRANCH_S = 1.5e-7  # one ``If`` of the Relax entry, measured 0.1-0.17 us
+BRANCH_S = 1e-8  # one branch of the TIR dispatcher, a mispredict at worst (a Relax ``If`` was 0.1-0.17 us)
 NOMINAL_CALL_S = 1e-6  # a call's fixed cost (VM entry, output allocation)
 NOMINAL_FLOPS_PER_S = 1e11  # the order of a micro-kernel's throughput on this class of CPU
 

@@ -1,8 +1,10 @@
-"""The library's modules: Relax entries that check the ranges and walk the decision tree (``If`` on the
-symbolic sizes) into the kernels, plus weight-pack entries; and the kernels as a separate TIR module.
+"""The library's modules: a TIR dispatcher per operator that checks the range and walks the decision tree into
+the kernels, a thin Relax entry that allocates the output and calls it, and weight-pack entries.
 
-With one symbolic variable the tree's branches are reordered to favour the small, overhead-sensitive calls
-(``branch_order``)."""
+The dispatcher lives in the same LLVM module as its kernels and calls them directly (``call_cpacked``, resolved
+at link time, no function lookup): its branches cost nanoseconds, where each Relax ``If`` cost 0.1-0.17 us (three
+VM instructions) and the range check as many again, 15-20% of the smallest attention calls. With one symbolic
+variable the tree's branches are still ordered for the small calls (``branch_order``)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -10,7 +12,7 @@ from typing import Sequence
 from ..target import CpuTarget
 from .branch_order import cheapest_search_tree, relative_branch_weight
 from .dispatch import Node
-from .kernels import kernel_schedule, kernel_target, pack_weights_func
+from .kernels import kernel_schedule, pack_weights_func
 from .plan import OperatorPlan
 
 
@@ -20,66 +22,60 @@ def _shape(dims, symbols):
     return [symbols[d] if isinstance(d, str) else tirx.IntImm("int64", d) for d in dims]
 
 
+def _operand_dims(plan: OperatorPlan) -> tuple[list, list, list]:
+    """Dims (ints or variable names) of A, B (packed panels for a constant weight) and the output."""
+    wl = plan.workload
+    lead = [wl.batch] if wl.batch else []
+    if wl.constant_b:
+        b_dims = lead + [-(-wl.n // plan.panel), wl.k, plan.panel]
+    else:
+        b_dims = lead + ([wl.n, wl.k] if wl.transpose_b else [wl.k, wl.n])
+    return lead + [wl.m, wl.k], b_dims, lead + [wl.m, wl.n]
+
+
 def _params(plan: OperatorPlan, symbols):
     from tvm import relax
 
     wl = plan.workload
-    lead = [wl.batch] if wl.batch else []
-    a = relax.Var("a", relax.TensorType(_shape(lead + [wl.m, wl.k], symbols), wl.dtype))
-    if wl.constant_b:
-        n_panels = -(-wl.n // plan.panel)
-        b_dims = lead + [n_panels, wl.k, plan.panel]
-    else:
-        b_dims = lead + ([wl.n, wl.k] if wl.transpose_b else [wl.k, wl.n])
+    a_dims, b_dims, out_dims = _operand_dims(plan)
+    a = relax.Var("a", relax.TensorType(_shape(a_dims, symbols), wl.dtype))
     b = relax.Var("b_packed" if wl.constant_b else "b", relax.TensorType(_shape(b_dims, symbols), wl.dtype))
-    out = relax.TensorType(_shape(lead + [wl.m, wl.n], symbols), wl.dtype)
-    return a, b, out
+    return a, b, relax.TensorType(_shape(out_dims, symbols), wl.dtype)
 
 
-def _in_range(plan: OperatorPlan, symbols):
-    from tvm import tirx
-
-    return tirx.all(*[tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in plan.workload.ranges])
+def dispatcher_name(plan: OperatorPlan) -> str:
+    return f"{plan.entry}__dispatch"
 
 
-def _out_of_range(plan: OperatorPlan, kernels, args, out, symbols):
-    """The ``else`` branch of the range check: an assertion that fails with the shape in its message (the
-    kernel call after it only gives the branch its type; it never runs). Kept off the in-range path:
-    ``assert_op`` is a Python callback that costs about a microsecond per call."""
-    from tvm import relax
+def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str]):
+    """The TIR PrimFunc (A, B, out) that raises a ValueError naming the operator and its declared range when a
+    size is out of range, else walks ``dispatch_root(plan)`` into a direct call of the kernel at the leaf."""
+    from tvm import te, tirx
+    from tvm.ir import StringImm
 
     wl = plan.workload
+    symbols = {name: te.var(name, "int64") for name in wl.var_names}
+    a_dims, b_dims, out_dims = _operand_dims(plan)
+    a = te.placeholder(_shape(a_dims, symbols), wl.dtype, name="A")
+    b = te.placeholder(_shape(b_dims, symbols), wl.dtype, name="B")
     ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in wl.ranges)
-    values = ", ".join(f"{name}={{}}" for name in wl.var_names)
-    message = f"{wl.name}: shape outside the declared range ({values}); supported: {ranges}"
-    check = relax.op.assert_op(relax.prim_value(_in_range(plan, symbols)),
-                               [relax.prim_value(symbols[n]) for n in wl.var_names], format=message)
-    first = min(kernels)
-    return _seq([check, relax.call_dps_packed(relax.ExternFunc(kernels[first]), args, out)], out)
+    in_range = tirx.all(*[tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in wl.ranges])
 
+    def body(ins, outs):
+        def walk(node: Node):
+            if node.is_leaf:
+                return tirx.Evaluate(tirx.call_cpacked(kernel_names[node.kernel], ins[0], ins[1], outs[0]))
+            name = wl.var_names[node.feature]
+            return tirx.IfThenElse(symbols[name] <= node.threshold, walk(node.left), walk(node.right))
 
-def _seq(exprs, out):
-    """A SeqExpr binding ``exprs`` in order and yielding the last, of type ``out`` (a branch of a Relax
-    ``If``); the others are statements such as assertions, which return nothing."""
-    from tvm import relax
+        message = StringImm(f"{wl.name}: shape outside the declared range ({ranges})")
+        # (condition, kind, message): the order of the constructor TVM 0.27's wrapper forwards to (its own
+        # parameter names are the other way round)
+        check = tirx.AssertStmt(in_range, StringImm("ValueError"), [message])
+        return tirx.SeqStmt([check, walk(dispatch_root(plan))])
 
-    bindings = [relax.VarBinding(relax.Var(f"v{i}", out if i == len(exprs) - 1 else relax.TupleType([])), e)
-                for i, e in enumerate(exprs)]
-    return relax.SeqExpr([relax.BindingBlock(bindings)], bindings[-1].var)
-
-
-def _dispatch(node: Node, plan: OperatorPlan, kernels, args, out, symbols):
-    """A Relax expression evaluating the tree: nested ``If`` on ``var <= threshold`` down to a kernel call."""
-    from tvm import relax
-
-    if node.is_leaf:
-        return relax.call_dps_packed(relax.ExternFunc(kernels[node.kernel]), args, out)
-
-    def branch(child: Node):
-        return _seq([_dispatch(child, plan, kernels, args, out, symbols)], out)
-
-    name = plan.workload.var_names[node.feature]
-    return relax.If(relax.prim_value(symbols[name] <= node.threshold), branch(node.left), branch(node.right))
+    out = te.extern(_shape(out_dims, symbols), [a, b], body, name="out", dtype=wl.dtype)
+    return te.create_prim_func([a, b, out]).with_attr("global_symbol", dispatcher_name(plan))
 
 
 def dispatch_root(plan: OperatorPlan) -> Node:
@@ -96,11 +92,13 @@ def dispatch_root(plan: OperatorPlan) -> Node:
 
 
 def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None):
-    """(Relax IRModule of the entries, [(TIR IRModule, TVM target)] of the kernels and pack functions) for
-    ``plans``: one TIR module per target the kernels are compiled for (see ``kernels.kernel_target``).
+    """(Relax IRModule of the entries, [(TIR IRModule, TVM target)] of the dispatchers, kernels and pack
+    functions) for ``plans``.
 
-    The entries call kernels as external functions (``call_dps_packed``): kernels compiled inside the
-    Relax module lost ``noalias`` and ran ~2.5x slower, so they are compiled on their own.
+    An operator's dispatcher and kernels share one TIR module (its direct calls need them in one LLVM module),
+    compiled with reassociation when any of its kernels is dot-form (``kernels.kernel_target``; measured
+    neutral on the outer-product kernels beside them). The Relax entries call dispatchers as external
+    functions: kernels compiled inside the Relax module lost ``noalias`` and ran ~2.5x slower.
 
     ``kernel_funcs`` optionally maps (operator name, kernel index) to a PrimFunc used instead of the
     scheduled kernel (the meta-schedule route passes replayed traces; tests inject broken kernels).
@@ -109,28 +107,28 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
     from tvm import relax, tirx
 
     bb = relax.BlockBuilder()
-    tir_funcs = {}  # name -> (PrimFunc, reassociate)
+    groups: dict[bool, dict] = {False: {}, True: {}}  # reassociate -> {symbol: PrimFunc}
     for plan in plans:
         wl = plan.workload
+        used = plan.tree.kernels_used()
+        funcs = groups[any(plan.kernels[i].dot for i in used)]
         names = {}
-        for index in plan.tree.kernels_used():
+        for index in used:
             func = (kernel_funcs or {}).get((wl.name, index))
             if func is None:
                 func = kernel_schedule(wl, plan.kernels[index], plan.panel, target).mod["main"]
             names[index] = plan.kernel_name(index)
-            tir_funcs[names[index]] = (func.with_attr("global_symbol", names[index]), plan.kernels[index].dot)
+            funcs[names[index]] = func.with_attr("global_symbol", names[index])
+        funcs[dispatcher_name(plan)] = dispatcher_func(plan, names)
         symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
         a, b, out = _params(plan, symbols)
         with bb.function(plan.entry, [a, b]):
-            dispatch = _seq([_dispatch(dispatch_root(plan), plan, names, [a, b], out, symbols)], out)
-            y = bb.emit(relax.If(relax.prim_value(_in_range(plan, symbols)), dispatch,
-                                 _out_of_range(plan, names, [a, b], out, symbols)))
-            bb.emit_func_output(y)
+            call = relax.call_dps_packed(relax.ExternFunc(dispatcher_name(plan)), [a, b], out)
+            bb.emit_func_output(bb.emit(call))
         if wl.constant_b:
             pack_name = f"{wl.name}__pack"
-            tir_funcs[pack_name] = (pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name), False)
+            funcs[pack_name] = pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name)
             _add_pack_entry(bb, plan, pack_name)
-    groups = {flag: {name: func for name, (func, dot) in tir_funcs.items() if dot == flag} for flag in (False, True)}
     return bb.get(), [(tvm.IRModule(funcs), target.tvm_target(reassociate=flag))
                       for flag, funcs in groups.items() if funcs]
 

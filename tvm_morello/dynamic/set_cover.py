@@ -45,8 +45,8 @@ def assign_in_runs(cost: np.ndarray, chosen: list[int], weights: np.ndarray, *, 
     """For shapes ordered along one variable: a chosen kernel per shape, in as few runs of equal kernels as
     possible, each shape's kernel within ``relative_slack`` plus ``slack_s`` seconds of its best.
 
-    Every run boundary is one more branch in the dispatcher (about 0.15 us in the Relax VM), so a kernel a
-    few percent slower on a tiny shape can beat the branch that would pick the best one. Growing each run
+    Every run boundary is one more branch in the dispatcher, and kernels alternating between neighbouring
+    shapes by less than the cost model's error follow its noise, not the hardware. Growing each run
     while one kernel stays acceptable for all its shapes gives the fewest runs (the acceptable sets only
     shrink as a run grows); a run takes its acceptable kernel of least weighted cost.
     """
