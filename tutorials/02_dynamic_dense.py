@@ -31,7 +31,7 @@ plan = plans[0]
 print("kernels:", [k.key for k in plan.kernels])
 print("dispatch tree:", plan.tree.to_json())
 
-# 3. Export: compiles the Relax dispatcher + kernels, checks every dispatch region against numpy
+# 3. Export: compiles the Relax entry, TIR dispatcher and kernels, checks every dispatch region against numpy
 #    (a mismatch raises VerificationError and writes nothing), then writes the .so and a JSON manifest.
 lib = export_library(plans, tvm_morello.resolve_target(None), work / "dense.so")
 print("wrote", lib.library, "and", lib.manifest)

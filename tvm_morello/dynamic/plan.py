@@ -27,5 +27,10 @@ class OperatorPlan:
         return self.workload.name
 
     @property
+    def dispatcher(self) -> str:
+        """The TIR function (a, b, out) the entry calls: range check, tree, kernel call."""
+        return f"{self.workload.name}__dispatch"
+
+    @property
     def pack_entry(self) -> str | None:
         return f"{self.workload.name}_pack_weights" if self.workload.constant_b else None

@@ -43,10 +43,6 @@ def _params(plan: OperatorPlan, symbols):
     return a, b, relax.TensorType(_shape(out_dims, symbols), wl.dtype)
 
 
-def dispatcher_name(plan: OperatorPlan) -> str:
-    return f"{plan.entry}__dispatch"
-
-
 def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str]):
     """The TIR PrimFunc (A, B, out) that raises a ValueError naming the operator and its declared range when a
     size is out of range, else walks ``dispatch_root(plan)`` into a direct call of the kernel at the leaf."""
@@ -75,11 +71,11 @@ def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str]):
         return tirx.SeqStmt([check, walk(dispatch_root(plan))])
 
     out = te.extern(_shape(out_dims, symbols), [a, b], body, name="out", dtype=wl.dtype)
-    return te.create_prim_func([a, b, out]).with_attr("global_symbol", dispatcher_name(plan))
+    return te.create_prim_func([a, b, out]).with_attr("global_symbol", plan.dispatcher)
 
 
 def dispatch_root(plan: OperatorPlan) -> Node:
-    """The tree the entry walks: with one variable, the plan's tree with its branches ordered by
+    """The tree the dispatcher walks: with one variable, the plan's tree with its branches ordered by
     ``branch_order``; else the plan's tree as fitted."""
     wl = plan.workload
     if len(wl.var_names) != 1:
@@ -119,11 +115,11 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
                 func = kernel_schedule(wl, plan.kernels[index], plan.panel, target).mod["main"]
             names[index] = plan.kernel_name(index)
             funcs[names[index]] = func.with_attr("global_symbol", names[index])
-        funcs[dispatcher_name(plan)] = dispatcher_func(plan, names)
+        funcs[plan.dispatcher] = dispatcher_func(plan, names)
         symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
         a, b, out = _params(plan, symbols)
         with bb.function(plan.entry, [a, b]):
-            call = relax.call_dps_packed(relax.ExternFunc(dispatcher_name(plan)), [a, b], out)
+            call = relax.call_dps_packed(relax.ExternFunc(plan.dispatcher), [a, b], out)
             bb.emit_func_output(bb.emit(call))
         if wl.constant_b:
             pack_name = f"{wl.name}__pack"
