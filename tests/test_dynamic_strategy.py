@@ -109,5 +109,8 @@ def test_mixed_index_dtypes_are_reported():
     w = te.placeholder((96, 64), name="W")
     k = te.reduce_axis((0, 64), "k")
     func = te.create_prim_func([x, w, te.compute((m, 96), lambda a, b: te.sum(x[a, k] * w[b, k], axis=k), name="Y")])
-    with pytest.raises(tvm_morello.MorelloError, match="W: cannot pack into panels"):
+    with pytest.raises(tvm_morello.errors.InvalidShapeError, match=r"mix index dtypes \['int32', 'int64'\]"):
         propose_symbolic_candidates(func, {"m": (1, 40)}, TARGET, config=CONFIG)
+    fixed = te.create_prim_func([x, w, te.compute((m, 96), lambda a, b: te.sum(x[a, k] * w[b, k], axis=k), name="Y")],
+                                index_dtype_override="int64")  # the fix the message names
+    assert propose_symbolic_candidates(fixed, {"m": (1, 40)}, TARGET, config=CONFIG)

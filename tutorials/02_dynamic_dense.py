@@ -4,7 +4,7 @@ A dense layer Y = X Wᵀ (W: 768 x 768) is called with any number of rows m in 1
 tvm-morello measures a few register-tile micro-kernels, learns their throughput, keeps a small set that
 covers all m, and compiles a decision tree that picks one per call into the library itself.
 
-Run: python tutorials/02_dynamic_dense.py   (about a minute)
+Run: python tutorials/02_dynamic_dense.py   (about 15 s)
 """
 import tvm_morello  # first: sets TVM's thread count before tvm is imported
 

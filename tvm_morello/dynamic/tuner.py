@@ -171,8 +171,7 @@ def tune_workload(workload: DynamicWorkload, target: CpuTarget, measurer: Kernel
             for env in measurement_shapes(workload, mk, panel, shapes, target.cores, config.shapes_per_kernel)]
     if progress is not None:
         progress.total = (progress.total or 0) + len(jobs)
-        progress.set_description(f"tuning {workload.name}")
-        progress.refresh()
+        progress.set_description(f"tuning {workload.name}")  # also redraws the bar with its new total
     measurements = measurer.measure(workload, panel, jobs, progress)
     plan = plan_from_measurements(workload, target, panel, micros, measurements, config)
     plan.provenance["tuning_seconds"] = time.perf_counter() - start
@@ -190,7 +189,8 @@ def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir:
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
     measurer = KernelMeasurer(target, work_dir, number=config.number, repeat=config.repeat,
                               min_repeat_ms=config.min_repeat_ms)
-    with tqdm(total=0, unit="run", disable=not show_progress) as progress:
+    # delay > 0: the bar is first drawn when the first workload sets its total, not as an empty "0run"
+    with tqdm(total=0, unit="run", disable=not show_progress, delay=1e-9) as progress:
         plans = [tune_workload(wl, target, measurer, config, progress) for wl in workloads]
     if show_progress:
         print(summary_table(plans))

@@ -1,7 +1,7 @@
 """Recognise a symbolic dense / batch_matmul PrimFunc as a DynamicWorkload."""
 from __future__ import annotations
 
-from ..errors import UnsupportedOperatorError
+from ..errors import InvalidShapeError, UnsupportedOperatorError
 from .shapes import DynamicWorkload
 
 
@@ -13,6 +13,15 @@ def _dim(expr, what: str):
     if isinstance(expr, tirx.Var):
         return str(expr.name)
     raise UnsupportedOperatorError(f"{what} extent {expr}: only integers and plain symbolic variables are supported")
+
+
+def _check_one_index_dtype(buffers) -> None:
+    """TVM's layout maps (weight panels) reject loops that mix int32 and int64, so say so before scheduling."""
+    dtypes = {str(d.ty) for buf in buffers for d in buf.shape}
+    if len(dtypes) > 1:
+        shapes = ", ".join(f"{buf.name}{[f'{d}:{d.ty}' for d in buf.shape]}" for buf in buffers)
+        raise InvalidShapeError(f"extents mix index dtypes {sorted(dtypes)} ({shapes}): declare them with one, "
+                                "e.g. te.create_prim_func(..., index_dtype_override='int64') or an int32 te.var")
 
 
 def _index_vars(region) -> list:
@@ -38,6 +47,7 @@ def match_matmul(prim_func, ranges, *, name: str | None = None, constant_b: bool
     reads = {r.source.name: _index_vars(r.region) for r in block.reads}
     if set(reads) != {a_buf.name, b_buf.name} or block.writes[0].source.name != out_buf.name:
         raise UnsupportedOperatorError(f"block {block.name_hint!r} does not read (A, B) and write out in parameter order")
+    _check_one_index_dtype((a_buf, b_buf, out_buf))
     rank = len(a_buf.shape)
     if rank not in (2, 3) or len(b_buf.shape) != rank or len(out_buf.shape) != rank:
         raise UnsupportedOperatorError(f"operand ranks {len(a_buf.shape)}, {len(b_buf.shape)}, {len(out_buf.shape)}: "

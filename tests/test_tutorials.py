@@ -1,0 +1,36 @@
+"""Every tutorial runs as a newcomer would run it (its own process) and prints the results it promises."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+
+
+def _run(name: str) -> str:
+    done = subprocess.run([sys.executable, str(TUTORIALS / name)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{name} failed:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _errors(out: str, pattern: str) -> list[float]:
+    return [float(v) for v in re.findall(pattern, out, re.M)]
+
+
+def test_swap_in_strategy():
+    out = _run("01_swap_in_strategy.py")
+    assert re.search(r"^correct; [\d.]+ GFLOP/s", out, re.M), out[-2000:]
+
+
+def test_dynamic_dense():
+    out = _run("02_dynamic_dense.py")
+    errors = _errors(out, r"^\d+ max error (\S+)$")
+    assert len(errors) == 4 and max(errors) < 1e-3, out[-2000:]
+    assert "m=300 rejected: dense: shape outside the declared range (m in 1..256)" in out
+    assert "tvm_morello imported: False" in out
+
+
+def test_symbolic_tune_tir():
+    out = _run("03_symbolic_tune_tir.py")
+    errors = _errors(out, r"max \|error\| vs numpy (\S+)")
+    assert len(errors) == 3 and max(errors) < 1e-3, out[-2000:]
