@@ -15,6 +15,7 @@ from .measure import Measurement
 from .microkernels import MicroKernel
 from .shapes import DynamicWorkload, VarRange, from_prim_func
 from .tuner import TuningConfig, measurement_shapes, plan_from_measurements, workload_candidates
+from .workload_match import check_one_index_dtype
 
 MICRO_ANNOTATION = "morello_microkernel"
 
@@ -82,11 +83,7 @@ def schedule_symbolic(prim_func, workload: DynamicWorkload, micro: MicroKernel, 
     pack = b_pad if b_pad is not None else sch.cache_read(block, b_name, "global")
     packed_name = f"{b_name}_pad" if b_pad is not None else f"{b_name}_global"
     index_map = _panel_map(micro.nr, batched=outer > 0, transpose_b=workload.transpose_b)
-    try:
-        sch.transform_layout(block, packed_name, index_map)
-    except Exception as err:  # TVM's IterMap rejects maps over mixed int32/int64 loop variables
-        raise MorelloError(f"{prim_func.params[1].name}: cannot pack into panels ({str(err).splitlines()[-1]}); "
-                           "declare every extent of the PrimFunc with one index dtype (all int64 or all int32)") from err
+    sch.transform_layout(block, packed_name, index_map)  # needs one index dtype: checked by _workload
     sch.compute_at(pack, par)
     if out_pad is not None:
         sch.reverse_compute_at(out_pad, io)
@@ -108,6 +105,7 @@ def _args_info(workload: DynamicWorkload, env: Mapping[str, int]) -> list:
 
 
 def _workload(prim_func, shape_ranges) -> DynamicWorkload:
+    check_one_index_dtype(prim_func)
     return from_prim_func(prim_func, shape_ranges, constant_b=False)
 
 

@@ -15,8 +15,10 @@ def _dim(expr, what: str):
     raise UnsupportedOperatorError(f"{what} extent {expr}: only integers and plain symbolic variables are supported")
 
 
-def _check_one_index_dtype(buffers) -> None:
-    """TVM's layout maps (weight panels) reject loops that mix int32 and int64, so say so before scheduling."""
+def check_one_index_dtype(prim_func) -> None:
+    """Scheduling the PrimFunc itself (the meta-schedule route) packs weight panels with a layout map, which
+    TVM rejects over loops mixing int32 and int64: say so before scheduling."""
+    buffers = list(prim_func.params)
     dtypes = {str(d.ty) for buf in buffers for d in buf.shape}
     if len(dtypes) > 1:
         shapes = ", ".join(f"{buf.name}{[f'{d}:{d.ty}' for d in buf.shape]}" for buf in buffers)
@@ -47,7 +49,6 @@ def match_matmul(prim_func, ranges, *, name: str | None = None, constant_b: bool
     reads = {r.source.name: _index_vars(r.region) for r in block.reads}
     if set(reads) != {a_buf.name, b_buf.name} or block.writes[0].source.name != out_buf.name:
         raise UnsupportedOperatorError(f"block {block.name_hint!r} does not read (A, B) and write out in parameter order")
-    _check_one_index_dtype((a_buf, b_buf, out_buf))
     rank = len(a_buf.shape)
     if rank not in (2, 3) or len(b_buf.shape) != rank or len(out_buf.shape) != rank:
         raise UnsupportedOperatorError(f"operand ranks {len(a_buf.shape)}, {len(b_buf.shape)}, {len(out_buf.shape)}: "
