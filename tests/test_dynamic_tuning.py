@@ -4,6 +4,7 @@ import tvm_morello  # noqa: F401  (before tvm)
 import json
 
 import numpy as np
+import pytest
 
 from tvm_morello import dynamic as dyn
 from tvm_morello.dynamic.cli import main as cli_main
@@ -37,6 +38,42 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
     assert "| qk |" in dyn.summary_table(plans)
 
 
+def test_interrupted_measurement_resumes_from_the_database(tmp_path):
+    from tvm_morello.dynamic.kernels import choose_panel
+
+    wl = dyn.dense(64, 64, (1, 40))
+    micros = [dyn.MicroKernel(2, 16), dyn.MicroKernel(1, 16, parallel=False)]
+    panel = choose_panel(wl, micros, TARGET.lanes())
+    first_jobs = [(micros[0], {"m": 8}), (micros[1], {"m": 3})]
+    first = dyn.KernelMeasurer(TARGET, tmp_path, number=2, repeat=1, min_repeat_ms=1).measure(wl, panel, first_jobs)
+    # a new process (new measurer) on the same directory: two recorded jobs, one new
+    resumed = dyn.KernelMeasurer(TARGET, tmp_path, number=2, repeat=1, min_repeat_ms=1)
+    again = resumed.measure(wl, panel, first_jobs + [(micros[0], {"m": 40})])
+    assert [m.seconds for m in again[:2]] == [m.seconds for m in first]  # read back, not re-run
+    assert again[2].env_dict == {"m": 40} and again[2].seconds > 0
+    assert len(resumed.database.get_all_tuning_records()) == 3
+
+
+def test_ctrl_c_stops_between_runs_and_keeps_them(tmp_path):
+    import os
+    import signal
+
+    class CtrlCAfterFirstRun:
+        def update(self, n):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    wl = dyn.dense(64, 64, (1, 40))
+    micro = dyn.MicroKernel(2, 16)
+    measurer = dyn.KernelMeasurer(TARGET, tmp_path, number=2, repeat=1, min_repeat_ms=1)
+    jobs = [(micro, {"m": m}) for m in (1, 8, 40)]
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt, match=f"1 runs are kept in {tmp_path}"):
+        measurer.measure(wl, 16, jobs, CtrlCAfterFirstRun())
+    assert len(measurer.database.get_all_tuning_records()) == 1
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's Ctrl-C works again
+    assert len(dyn.KernelMeasurer(TARGET, tmp_path, number=2, repeat=1, min_repeat_ms=1).measure(wl, 16, jobs)) == 3
+
+
 def test_cli_writes_library_and_manifest(tmp_path, capsys):
     out = tmp_path / "dense.so"
     code = cli_main(["tune-dynamic", "--op", "dense", "--n", "64", "--k", "64", "--m-range", "1:24", "--out", str(out),
@@ -48,3 +85,16 @@ def test_cli_writes_library_and_manifest(tmp_path, capsys):
                                                                                      "weights": []}
     assert manifest["operators"][0]["tuning"]["candidates"]
     assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--m-range", "0:64"], "range 0..64: need 1 <= lo <= hi"),
+    (["--m-range", "1-64"], "range '1-64': expected LO:HI"),
+    (["--range", "m1:64"], "expected NAME=LO:HI"),
+])
+def test_cli_names_a_bad_range(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["tune-dynamic", "--op", "dense", "--n", "64", "--k", "64", *args, "--out", str(tmp_path / "x.so")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.so").exists()

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except MorelloError as err:
         print(f"tvm-morello: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"\ntvm-morello: interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,17 +12,21 @@ def _dim(text: str) -> int | str:
 
 
 def _range(text: str) -> VarRange:
+    """argparse shows an ArgumentTypeError's message (a ValueError's only as 'invalid value'), so convert."""
     try:
         lo, hi = (int(v) for v in text.split(":"))
     except ValueError:
-        raise InvalidShapeError(f"range {text!r}: expected LO:HI, e.g. 1:256") from None
-    return VarRange(lo, hi)
+        raise argparse.ArgumentTypeError(f"range {text!r}: expected LO:HI, e.g. 1:256") from None
+    try:
+        return VarRange(lo, hi)
+    except InvalidShapeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _named_range(text: str) -> tuple[str, VarRange]:
     name, sep, rest = text.partition("=")
     if not sep:
-        raise InvalidShapeError(f"--range {text!r}: expected NAME=LO:HI, e.g. T=1:128")
+        raise argparse.ArgumentTypeError(f"--range {text!r}: expected NAME=LO:HI, e.g. T=1:128")
     return name, _range(rest)
 
 

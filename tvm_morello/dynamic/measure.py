@@ -1,6 +1,9 @@
 """Measure micro-kernels at concrete shapes through meta-schedule's builder and runner; keep the records."""
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -36,6 +39,27 @@ def arg_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int, env: M
     return [a_shape, b_shape, workload.output_shape(env)]
 
 
+@contextmanager
+def interrupt_between_runs():
+    """Yields a predicate "was Ctrl-C pressed?". Inside TVM's runner a Ctrl-C surfaces only after the whole batch,
+    as a bare RuntimeError; so the first one is noted and the caller stops between runs, the runs so far
+    recorded. A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    pressed = threading.Event()
+
+    def note(signum, frame) -> None:
+        pressed.set()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class KernelMeasurer:
     """Builds each micro-kernel once (symbolic), runs it at concrete shapes, commits every run to a
     meta-schedule ``JSONDatabase`` in ``work_dir`` (workload = the unscheduled symbolic PrimFunc)."""
@@ -57,37 +81,63 @@ class KernelMeasurer:
 
     def measure(self, workload: DynamicWorkload, panel: int,
                 jobs: Sequence[tuple[MicroKernel, Mapping[str, int]]], progress=None) -> list[Measurement]:
-        """Run every (micro-kernel, shape) job; a kernel that fails to build or run raises MorelloError."""
+        """Run every (micro-kernel, shape) job the database does not already hold (so an interrupted tune
+        resumes where it stopped); a kernel that fails to build or run raises MorelloError."""
         from tvm.s_tir import meta_schedule as ms
 
         micros = sorted({micro for micro, _ in jobs})
         schedules = {micro: kernel_schedule(workload, micro, panel, self.target) for micro in micros}
-        built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, kernel_target(mk, self.target))
-                                    for mk in micros])
-        artifacts = {}
-        for micro, result in zip(micros, built):
-            if result.error_msg:
-                raise MorelloError(f"{workload.name}: micro-kernel {micro.key} failed to build: {result.error_msg}")
-            artifacts[micro] = result.artifact_path
-        inputs, infos = [], []
-        for micro, env in jobs:
-            info = [ms.arg_info.TensorInfo("float32", shape) for shape in arg_shapes(workload, micro, panel, env)]
-            infos.append(info)
-            inputs.append(ms.runner.RunnerInput(artifacts[micro], "cpu", info))
-        measurements = []
-        for (micro, env), info, future in zip(jobs, infos, self.runner.run(inputs)):
-            result = future.result()
-            if result.error_msg:
-                raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: {result.error_msg}")
-            secs = [float(s) for s in result.run_secs]
-            seconds = min(secs)
-            self._commit(kernel_workload_mod(workload, micro, panel, self.target), schedules[micro], secs, info,
-                         kernel_target(micro, self.target))
-            measurements.append(Measurement(micro, tuple(sorted(env.items())), seconds,
-                                            workload.flops(env) / seconds / 1e9))
-            if progress is not None:
-                progress.update(1)
-        return measurements
+        mods = {micro: kernel_workload_mod(workload, micro, panel, self.target) for micro in micros}
+        recorded = {micro: self._recorded(mods[micro], schedules[micro], kernel_target(micro, self.target))
+                    for micro in micros}
+        shapes = [tuple(arg_shapes(workload, micro, panel, env)) for micro, env in jobs]
+        run_secs = {i: recorded[micro][shapes[i]] for i, (micro, _) in enumerate(jobs) if shapes[i] in recorded[micro]}
+        pending = [i for i in range(len(jobs)) if i not in run_secs]
+        if progress is not None and run_secs:
+            progress.update(len(run_secs))
+        with interrupt_between_runs() as interrupted:
+
+            def stop_if_interrupted() -> None:
+                if interrupted():
+                    raise KeyboardInterrupt(f"tuning stopped; {len(self.database)} runs are kept in {self.work_dir}: "
+                                            "tune again with this work directory to resume")
+
+            to_build = sorted({jobs[i][0] for i in pending})
+            built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, kernel_target(mk, self.target))
+                                        for mk in to_build])
+            artifacts = {}
+            for micro, result in zip(to_build, built):
+                if result.error_msg:
+                    stop_if_interrupted()  # Ctrl-C reaches the builder's worker too
+                    raise MorelloError(f"{workload.name}: micro-kernel {micro.key} failed to build: {result.error_msg}")
+                artifacts[micro] = result.artifact_path
+            for i in pending:  # one job per runner call: each run is recorded as soon as it is done
+                stop_if_interrupted()
+                micro, env = jobs[i]
+                info = [ms.arg_info.TensorInfo("float32", shape) for shape in shapes[i]]
+                (future,) = self.runner.run([ms.runner.RunnerInput(artifacts[micro], "cpu", info)])
+                result = future.result()
+                if result.error_msg:
+                    stop_if_interrupted()  # Ctrl-C reaches the runner's worker too
+                    raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: {result.error_msg}")
+                run_secs[i] = [float(s) for s in result.run_secs]
+                self._commit(mods[micro], schedules[micro], run_secs[i], info, kernel_target(micro, self.target))
+                if progress is not None:
+                    progress.update(1)
+            stop_if_interrupted()
+        return [Measurement(micro, tuple(sorted(env.items())), min(run_secs[i]),
+                            workload.flops(env) / min(run_secs[i]) / 1e9) for i, (micro, env) in enumerate(jobs)]
+
+    def _recorded(self, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
+        """Runs of this schedule already in the database: argument shapes -> run seconds."""
+        if not self.database.has_workload(workload_mod):
+            return {}
+        stored = self.database.commit_workload(workload_mod)  # the stored workload, writes nothing new
+        trace, target = str(sch.trace), str(tvm_target)
+        return {tuple(tuple(int(d) for d in info.shape) for info in record.args_info):
+                [float(s) for s in record.run_secs]
+                for record in self.database.get_top_k(stored, 1 << 30)
+                if record.run_secs and str(record.trace) == trace and str(record.target) == target}
 
     def _commit(self, workload_mod, sch, run_secs: list[float], info, tvm_target) -> None:
         from tvm import tirx
