@@ -130,13 +130,12 @@ class KernelMeasurer:
 
     def _recorded(self, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
         """Runs of this schedule already in the database: argument shapes -> run seconds."""
-        if not self.database.has_workload(workload_mod):
-            return {}
-        stored = self.database.commit_workload(workload_mod)  # the stored workload, writes nothing new
+        from ..tune.measured import records_of
+
         trace, target = str(sch.trace), str(tvm_target)
         return {tuple(tuple(int(d) for d in info.shape) for info in record.args_info):
                 [float(s) for s in record.run_secs]
-                for record in self.database.get_top_k(stored, 1 << 30)
+                for record in records_of(self.database, workload_mod)
                 if record.run_secs and str(record.trace) == trace and str(record.target) == target}
 
     def _commit(self, workload_mod, sch, run_secs: list[float], info, tvm_target) -> None:

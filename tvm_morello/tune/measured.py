@@ -36,18 +36,21 @@ class Measurement(NamedTuple):
     key: int
 
 
+def records_of(database: ms.database.Database | None, workload_mod: tvm.IRModule) -> list:
+    """Every record ``database`` holds for ``workload_mod``, failed runs included (none if it never saw it)."""
+    if database is None or not database.has_workload(workload_mod):
+        return []
+    workload = database.commit_workload(workload_mod)  # returns the stored workload, writes nothing new
+    return [record for record in database.get_all_tuning_records() if record.workload.same_as(workload)]
+
+
 def measurements_in_database(database: ms.database.Database | None, workload_mod: tvm.IRModule):
     """Replay every record of ``workload_mod`` in ``database`` and return them as Measurements.
 
     Records whose trace no longer replays are skipped (logged), so a stale database never stops a tune.
     """
-    if database is None or not database.has_workload(workload_mod):
-        return []
-    workload = database.commit_workload(workload_mod)  # returns the stored workload, writes nothing new
     past = []
-    for record in database.get_all_tuning_records():
-        if not record.workload.same_as(workload):
-            continue
+    for record in records_of(database, workload_mod):
         try:
             candidate = record.as_measure_candidate()
         except Exception as err:  # a trace from another TVM version or schedule space

@@ -8,7 +8,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate
 
 from ..dynamic.strategy_route import SymbolicCandidate, propose_symbolic_candidates
-from .measured import module_key
+from .measured import module_key, records_of
 
 
 def symbolic_prim_func(mod) -> tvm.tirx.PrimFunc | None:
@@ -63,14 +63,9 @@ class SymbolicCandidateSource:
         ``TuningRecord.as_measure_candidate`` fails on a symbolic workload (it wants constant shapes), so the
         traces are replayed here; a trace that no longer replays is ignored.
         """
-        if database is None or not database.has_workload(workload_mod):
-            return
-        workload = database.commit_workload(workload_mod)  # the stored workload, writes nothing new
-        for record in database.get_all_tuning_records():
-            if not record.workload.same_as(workload):
-                continue
+        for record in records_of(database, workload_mod):
             try:
-                sch = tvm.s_tir.Schedule(workload.mod)
+                sch = tvm.s_tir.Schedule(workload_mod)
                 record.trace.apply_to_schedule(sch, remove_postproc=False)
             except Exception:  # noqa: BLE001 - a trace from another version or schedule space
                 continue
