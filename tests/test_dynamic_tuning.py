@@ -98,3 +98,24 @@ def test_cli_names_a_bad_range(tmp_path, capsys, args, message):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.so").exists()
+
+
+def test_cli_bert_base_preset_declares_the_five_matmuls():
+    from tvm_morello.cli import build_parser
+    from tvm_morello.dynamic.cli import workloads_from_args
+
+    args = build_parser().parse_args(["tune-dynamic", "--op", "bert-base", "--batch", "2", "--range", "T=1:64",
+                                      "--out", "bert.so"])
+    workloads = {wl.name: wl for wl in workloads_from_args(args)}
+    assert set(workloads) == {"dense_qkv", "dense_ffn1", "dense_ffn2", "bmm_qk", "bmm_av"}
+    assert workloads["dense_ffn1"].dims({"m": 2 * 64}) == (1, 128, 768, 3072)  # (batch, m, k, n)
+    assert workloads["dense_qkv"].range_of("m").values() == tuple(range(2, 129, 2))  # m = batch * T
+    assert workloads["bmm_av"].dims({"T": 64}) == (24, 64, 64, 64)  # batch * 12 heads
+    assert workloads["bmm_qk"].range_of("T") == dyn.VarRange(1, 64)
+
+
+def test_cli_dense_without_k_names_the_missing_option(tmp_path, capsys):
+    from tvm_morello.cli import main
+
+    assert main(["tune-dynamic", "--op", "dense", "--n", "64", "--m-range", "1:8", "--out", str(tmp_path / "x.so")]) == 2
+    assert "dense needs --k and --n" in capsys.readouterr().err

@@ -36,12 +36,14 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser("tune-dynamic", help="tune a dynamic-shape dense/batch_matmul into one .so + manifest",
                               description=__doc__)
-    p.add_argument("--op", choices=["dense", "batch_matmul"], required=True)
+    p.add_argument("--op", choices=["dense", "batch_matmul", "bert-base"], required=True,
+                   help="bert-base: its five matmuls (dense_qkv, dense_ffn1, dense_ffn2, bmm_qk, bmm_av) over "
+                        "sequence length T (--range T=LO:HI, default 1:128) at batch size --batch (default 16)")
     p.add_argument("--name", help="entry name in the library (default: the op)")
-    p.add_argument("--batch", type=int, default=0, help="batch_matmul: static batch size")
+    p.add_argument("--batch", type=int, default=0, help="batch_matmul: static batch size; bert-base: batch size")
     p.add_argument("--m", type=_dim, default="m", help="int or symbolic name (default m)")
-    p.add_argument("--k", type=_dim, required=True, help="int or symbolic name")
-    p.add_argument("--n", type=_dim, required=True, help="int or symbolic name")
+    p.add_argument("--k", type=_dim, help="int or symbolic name (dense, batch_matmul)")
+    p.add_argument("--n", type=_dim, help="int or symbolic name (dense, batch_matmul)")
     p.add_argument("--m-range", type=_range, help="LO:HI for m (dense)")
     p.add_argument("--range", type=_named_range, action="append", default=[], metavar="NAME=LO:HI",
                    help="range of a symbolic variable (repeatable)")
@@ -60,10 +62,21 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def workload_from_args(args):
+def workloads_from_args(args) -> list:
     from . import shapes
 
     ranges = dict(args.range)
+    if args.op == "bert-base":
+        seq = ranges.get("T") or args.m_range or VarRange(1, 128)
+        return shapes.bert_workloads(args.batch or 16, seq_lo=seq.lo, seq_hi=seq.hi)
+    if args.k is None or args.n is None:
+        raise InvalidShapeError(f"{args.op} needs --k and --n")
+    return [_operator_workload(args, ranges)]
+
+
+def _operator_workload(args, ranges):
+    from . import shapes
+
     if args.op == "dense":
         m_range = args.m_range or ranges.get("m")
         if m_range is None:
@@ -80,17 +93,17 @@ def workload_from_args(args):
 def run(args) -> int:
     from .tuner import TuningConfig, tune_and_export
 
-    workload = workload_from_args(args)
+    workloads = workloads_from_args(args)
     config = TuningConfig(max_candidates=args.max_candidates, candidate_source=args.candidates,
                           shapes_per_kernel=args.shapes_per_kernel, cap=args.cap)
-    result = tune_and_export([workload], args.out, args.target, work_dir=args.work_dir, config=config,
+    result = tune_and_export(workloads, args.out, args.target, work_dir=args.work_dir, config=config,
                              show_progress=not args.quiet)
     print(f"wrote {result.library} and {result.manifest}")
     return 0
 
 
 def main(argv=None) -> int:
-    """Stand-alone entry (``python -m tvm_morello.dynamic.cli``) until the package CLI wires the subcommand."""
+    """``python -m tvm_morello.dynamic.cli``: the ``tune-dynamic`` subcommand without the rest of the CLI."""
     parser = argparse.ArgumentParser(prog="tvm-morello")
     add_subcommand(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -173,10 +173,11 @@ def batch_matmul(
     return DynamicWorkload(name, batch, m, k, n, _ranges(ranges), transpose_b=transpose_b)
 
 
-def bert_workloads(batch: int = 16, seq_hi: int = 128, hidden: int = 768, heads: int = 12) -> list[DynamicWorkload]:
-    """BERT-base's matmuls over sequence length T in 1..seq_hi (DietCode's dynamic workloads)."""
-    m_range = VarRange.scaled(1, seq_hi, batch)
-    t_range = VarRange(1, seq_hi)
+def bert_workloads(batch: int = 16, seq_hi: int = 128, hidden: int = 768, heads: int = 12,
+                   seq_lo: int = 1) -> list[DynamicWorkload]:
+    """BERT-base's matmuls over sequence length T in seq_lo..seq_hi (DietCode's dynamic workloads)."""
+    m_range = VarRange.scaled(seq_lo, seq_hi, batch)
+    t_range = VarRange(seq_lo, seq_hi)
     head_dim = hidden // heads
     return [
         dense(hidden, hidden, m_range, name="dense_qkv"),
