@@ -160,21 +160,38 @@ def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: 
     return OperatorPlan(workload, panel, tuple(micros[c] for c in chosen), tree, provenance)
 
 
-def tune_workload(workload: DynamicWorkload, target: CpuTarget, measurer: KernelMeasurer, config: TuningConfig,
-                  progress=None) -> OperatorPlan:
-    """Measure the workload's candidates (through ``measurer``) and turn the runs into a plan."""
+@dataclass(frozen=True)
+class TuningJobs:
+    """What tuning one workload will measure: its candidate micro-kernels, the weight panel they share, and the
+    (kernel, shape) runs; planned for every workload before any is measured, so progress has a true total."""
+
+    workload: DynamicWorkload
+    micros: tuple[MicroKernel, ...]
+    panel: int
+    jobs: tuple[tuple[MicroKernel, Mapping[str, int]], ...]
+    planning_seconds: float
+
+
+def plan_jobs(workload: DynamicWorkload, target: CpuTarget, config: TuningConfig) -> TuningJobs:
     start = time.perf_counter()
     micros = workload_candidates(workload, target, config)
     panel = choose_panel(workload, micros, target.lanes())
     shapes, _ = workload.tuning_shapes(config.max_shapes)
     jobs = [(mk, env) for mk in micros
             for env in measurement_shapes(workload, mk, panel, shapes, target.cores, config.shapes_per_kernel)]
+    return TuningJobs(workload, tuple(micros), panel, tuple(jobs), time.perf_counter() - start)
+
+
+def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasurer, config: TuningConfig,
+                  progress=None) -> OperatorPlan:
+    """Measure the planned runs (through ``measurer``) and turn them into a plan."""
+    start = time.perf_counter()
+    workload = planned.workload
     if progress is not None:
-        progress.total = (progress.total or 0) + len(jobs)
-        progress.set_description(f"tuning {workload.name}")  # also redraws the bar with its new total
-    measurements = measurer.measure(workload, panel, jobs, progress)
-    plan = plan_from_measurements(workload, target, panel, micros, measurements, config)
-    plan.provenance["tuning_seconds"] = time.perf_counter() - start
+        progress.set_description(f"tuning {workload.name}")
+    measurements = measurer.measure(workload, planned.panel, planned.jobs, progress)
+    plan = plan_from_measurements(workload, target, planned.panel, list(planned.micros), measurements, config)
+    plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
     plan.provenance["database"] = str(measurer.work_dir)
     return plan
 
@@ -189,9 +206,11 @@ def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir:
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
     measurer = KernelMeasurer(target, work_dir, number=config.number, repeat=config.repeat,
                               min_repeat_ms=config.min_repeat_ms)
-    # delay > 0: the bar is first drawn when the first workload sets its total, not as an empty "0run"
-    with tqdm(total=0, unit="run", disable=not show_progress, delay=1e-9) as progress:
-        plans = [tune_workload(wl, target, measurer, config, progress) for wl in workloads]
+    planned = [plan_jobs(wl, target, config)
+               for wl in tqdm(workloads, desc="choosing micro-kernels", unit="op", disable=not show_progress)]
+    runs = sum(len(p.jobs) for p in planned)
+    with tqdm(total=runs, desc="tuning", unit="run", disable=not show_progress) as progress:
+        plans = [tune_workload(p, target, measurer, config, progress) for p in planned]
     if show_progress:
         print(summary_table(plans))
     return plans
