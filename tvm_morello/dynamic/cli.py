@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InvalidShapeError
-from .shapes import VarRange
+from .shapes import VarRange, batch_matmul, bert_workloads, dense
 
 
 def _dim(text: str) -> int | str:
@@ -63,31 +63,27 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 
 def workloads_from_args(args) -> list:
-    from . import shapes
-
     ranges = dict(args.range)
     if args.op == "bert-base":
         seq = ranges.get("T") or args.m_range or VarRange(1, 128)
-        return shapes.bert_workloads(args.batch or 16, seq_lo=seq.lo, seq_hi=seq.hi)
+        return bert_workloads(args.batch or 16, seq_lo=seq.lo, seq_hi=seq.hi)
     if args.k is None or args.n is None:
         raise InvalidShapeError(f"{args.op} needs --k and --n")
     return [_operator_workload(args, ranges)]
 
 
 def _operator_workload(args, ranges):
-    from . import shapes
-
     if args.op == "dense":
         m_range = args.m_range or ranges.get("m")
         if m_range is None:
             raise InvalidShapeError("dense needs --m-range LO:HI")
         if args.scale > 1:
             m_range = VarRange.scaled(m_range.lo, m_range.hi, args.scale)
-        return shapes.dense(int(args.n), int(args.k), m_range, name=args.name or "dense")
+        return dense(int(args.n), int(args.k), m_range, name=args.name or "dense")
     if args.m_range is not None:
         ranges[args.m] = args.m_range
-    return shapes.batch_matmul(args.batch or 1, args.m, args.k, args.n, ranges, transpose_b=args.b_layout == "nk",
-                               name=args.name or "batch_matmul")
+    return batch_matmul(args.batch or 1, args.m, args.k, args.n, ranges, transpose_b=args.b_layout == "nk",
+                        name=args.name or "batch_matmul")
 
 
 def run(args) -> int:
