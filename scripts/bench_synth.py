@@ -28,7 +28,6 @@ from tvm_morello.search.table import MemoTable  # noqa: E402
 from tvm_morello.spec.recognize import recognize  # noqa: E402
 from tvm_morello.synth import measure_candidates, numpy_equivalent, synthesize_workload  # noqa: E402
 from tvm_morello.target import detect_cpu  # noqa: E402
-from tvm_morello.cost import CostConstants  # noqa: E402
 
 SHAPES = [
     ("dense", (1024, 1024, 1024)),
@@ -45,29 +44,32 @@ QUICK_SHAPES = [("dense", (128, 768, 768)), ("dense", (16, 768, 768)), ("batch_m
 PREPACK_WIDTH = 64
 
 
-def fma_peak_gflops() -> float | None:
+def fma_peak_gflops() -> tuple[float | None, str | None]:
+    """The FMA peak in the host's widest ISA (``fma_peak.c`` picks AVX-512 or AVX2 at run time), and that ISA."""
     source = Path(__file__).with_name("fma_peak.c")
     binary = Path(tempfile.mkdtemp()) / "fma_peak"
     try:
-        subprocess.run(["gcc", "-O3", "-march=native", "-fopenmp", str(source), "-o", str(binary)], check=True)
-        out = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
-        return float(out.stdout.split()[0])
-    except (OSError, subprocess.CalledProcessError):
-        return None
+        subprocess.run(["gcc", "-O3", "-fopenmp", str(source), "-o", str(binary)], check=True)
+        out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.split()
+        return float(out[0]), out[1]
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError) as err:
+        print(f"no FMA peak: {err}", file=sys.stderr)
+        return None, None
 
 
 def synthesis_seconds(workload, top_k: int) -> dict:
     """Cold (empty table) and warm (table reloaded from disk) synthesis of the root spec."""
-    spec = recognize(workload.func).spec
+    target = detect_cpu()
+    spec = recognize(workload.func, target).spec
     table = MemoTable()
     start = time.perf_counter()
-    Synthesizer(detect_cpu(), CostConstants.default(), top_k, table).solve(spec)
+    Synthesizer(target, None, top_k, table).solve(spec)
     cold = time.perf_counter() - start
     path = Path(tempfile.mkdtemp()) / "table.pkl"
     table.compact()
     table.save(path)
     start = time.perf_counter()
-    Synthesizer(detect_cpu(), CostConstants.default(), top_k, MemoTable.load(path)).solve(spec)
+    Synthesizer(target, None, top_k, MemoTable.load(path)).solve(spec)
     warm = time.perf_counter() - start
     stats = table.stats()
     return {"synth_cold_s": cold, "synth_warm_s": warm, "table_points": stats.points, "table_boxes": stats.boxes,
@@ -95,16 +97,17 @@ def default_search_gflops(workload, trials: int) -> float | None:
 
 
 def bench_shape(op: str, shape: tuple[int, ...], top_k: int, ms_trials: int) -> dict:
+    target = detect_cpu()
     workload = make_workload(op, shape)
     row = {"op": op, "shape": "x".join(map(str, shape)), **synthesis_seconds(workload, top_k)}
-    report = synthesize_workload(workload, top_k=top_k, table=MemoTable())
-    measure_candidates(report)
+    report = synthesize_workload(workload, target, top_k=top_k, table=MemoTable())
+    measure_candidates(report, target)
     row.update(top1_gflops=report.gflops[0], best_gflops=max(report.gflops),
                best_program=report.candidates[report.gflops.index(max(report.gflops))].program.configuration().__repr__())
     if op == "dense":
         packed = make_workload(op, shape, prepacked=PREPACK_WIDTH)
-        packed_report = synthesize_workload(packed, top_k=top_k, table=MemoTable())
-        measure_candidates(packed_report)
+        packed_report = synthesize_workload(packed, target, top_k=top_k, table=MemoTable())
+        measure_candidates(packed_report, target)
         row.update(prepacked_top1_gflops=packed_report.gflops[0], prepacked_best_gflops=max(packed_report.gflops))
     row["numpy_gflops"] = numpy_gflops(*numpy_equivalent(op, shape), workload.flops)
     row["ms_default_gflops"] = default_search_gflops(workload, ms_trials) if ms_trials else None
@@ -133,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     shapes = QUICK_SHAPES if args.quick else SHAPES
     top_k, ms_trials = (4, 0) if args.quick else (args.top_k, args.ms_trials)
-    peak = fma_peak_gflops()
+    peak, peak_isa = fma_peak_gflops()
     rows = []
     for op, shape in shapes:
         rows.append(bench_shape(op, shape, top_k, ms_trials))
@@ -151,12 +154,14 @@ def main() -> None:
         target("warm synthesis 1024^3", warm, 1.0, "s", False),
         target("memo table compression (smallest)", min(r["compression"] for r in rows), 10.0, "x"),
     ]
-    result = {"machine": {**machine_info(), "fma_peak_gflops": peak}, "targets": targets, "rows": rows,
+    result = {"machine": {**machine_info(), "fma_peak_gflops": peak, "fma_peak_isa": peak_isa},
+              "targets": targets, "rows": rows,
               "settings": {"top_k": top_k, "ms_trials": ms_trials, "prepack_width": PREPACK_WIDTH, "quick": args.quick}}
     markdown = "\n\n".join([
         "# Synthesis benchmark (issue 2)",
-        f"Machine: {result['machine']['cpu']} ({result['machine']['mcpu']}), {result['machine']['cores']} cores, "
-        f"FMA peak {peak and round(peak, 1)} GFLOP/s. GFLOP/s are medians; numpy runs in its own process.",
+        f"Machine: {result['machine']['cpu']}: {result['machine']['target']}; FMA peak ({peak_isa}) "
+        f"{peak and round(peak, 1)} GFLOP/s. Cost constants: {result['machine']['cost_constants']}. "
+        "GFLOP/s are medians; numpy runs in its own process.",
         targets_table(targets), markdown_table(rows, COLUMNS),
     ])
     json_path, md_path = write_results("synth", result, markdown)

@@ -22,8 +22,14 @@ def machine_info() -> dict:
     cpu = tvm_morello.detect_cpu()
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
+    from tvm_morello.cost.store import fit_path, load_fit
+
+    fit = load_fit(cpu.identity)
+    constants = (f"fitted on this CPU ({', '.join(fit.sources)}; {len(fit.samples)} measurements; "
+                 f"{fit_path(cpu.identity)})" if fit else f"the shipped {cpu.isa_name} defaults (not calibrated)")
     return {
-        "cpu": model, "mcpu": cpu.mcpu, "cores": len(os.sched_getaffinity(0)), "vector_bits": cpu.vector_bits,
+        "cpu": model, "mcpu": cpu.mcpu, "target": cpu.describe(), "identity": cpu.identity,
+        "cost_constants": constants, "cores": len(os.sched_getaffinity(0)), "vector_bits": cpu.vector_bits,
         "tvm_num_threads": os.environ.get("TVM_NUM_THREADS"), "python": platform.python_version(),
         "versions": {"tvm": tvm.__version__, "numpy": numpy.__version__, "xgboost": xgboost.__version__,
                      "scikit-learn": sklearn.__version__},

@@ -1,79 +1,50 @@
-"""Fit the affine cost model's constants on this machine and save them as the package default.
+"""Fit the cost constants shipped for one vector ISA (``tvm_morello/cost/shipped/<isa>.json``), on this machine.
 
-Measures the DP's top-k programs on a few shapes (twice: the second round synthesises with the first
-round's constants, so the fit sees the programs it would actually pick), fits the constants by
-non-negative least squares, and reports how well each set of constants ranks the measured programs.
+Users never need this: ``tvm-morello calibrate`` fits their own CPU and every run uses that fit. The shipped
+fits serve CPUs nobody calibrated yet. ``--isa avx2`` on an AVX-512 host measures AVX2 code (``--mcpu``,
+16 ymm registers) with this host's caches, which is how the AVX2 default can be fitted without an AVX2 machine.
 
-    python scripts/calibrate.py [--top-k 12] [--rounds 2] [--out tvm_morello/cost/calibrated.json]
+    python scripts/calibrate.py --isa avx512 [--mcpu emeraldrapids] [--top-k 8] [--rounds 2]
 """
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 
 import tvm_morello  # noqa: F401  (threads before tvm)
-import numpy as np
-from scipy.stats import spearmanr
 
-from tvm_morello.cost import CostConstants, fit_constants, program_cost
-from tvm_morello.cost.constants import CALIBRATED_FILE
-from tvm_morello.ops import batch_matmul, dense
-from tvm_morello.synth import measure_candidates, synthesize_workload
-from tvm_morello.target import detect_cpu
-
-WORKLOADS = [
-    lambda: dense(16, 768, 768),
-    lambda: dense(128, 768, 768),
-    lambda: dense(128, 3072, 768),
-    lambda: dense(256, 512, 1024),
-    lambda: batch_matmul(12, 128, 64, 128),
-]
-
-
-def ranking_quality(programs, seconds, constants, target):
-    """Spearman rank correlation of modelled cost and measured time, and top-1 slowdown vs the best."""
-    modelled = [program_cost(p, constants, target) for p in programs]
-    rho = spearmanr(modelled, seconds).statistic if len(set(modelled)) > 1 else 0.0
-    return float(rho), float(seconds[int(np.argmin(modelled))] / min(seconds))
+from tvm_morello.calibration import as_samples, measure_rounds, quality_table, ranking_quality
+from tvm_morello.cost import fit_features, shipped_constants
+from tvm_morello.cost.constants import SHIPPED_DIR
+from tvm_morello.target import CpuTarget, detect_cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--top-k", type=int, default=12)
+    parser.add_argument("--isa", choices=["avx2", "avx512"], required=True)
+    parser.add_argument("--mcpu", default=None, help="LLVM CPU the code is built for (default: the host's for its "
+                                                     "own ISA, haswell for AVX2)")
+    parser.add_argument("--top-k", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", default=str(CALIBRATED_FILE))
     args = parser.parse_args()
-    target = detect_cpu()
-    constants = CostConstants()
-    programs, seconds, groups = [], [], []
-    for round_index in range(args.rounds):
-        for make in WORKLOADS:
-            workload = make()
-            report = synthesize_workload(workload, target, top_k=args.top_k, constants=constants)
-            measure_candidates(report, target)
-            times = [workload.flops / g / 1e9 for g in report.gflops]
-            known = {p.render() for p in programs}
-            for candidate, t in zip(report.candidates, times):
-                if candidate.program.render() not in known:
-                    programs.append(candidate.program)
-                    seconds.append(t)
-                    groups.append(workload.name)
-            print(f"round {round_index}: {workload.name}: best {max(report.gflops):.1f} GFLOP/s, "
-                  f"top-1 {report.gflops[0]:.1f}", flush=True)
-        constants = fit_constants(programs, seconds, target, prior=constants)
-    rows = []
-    for name in dict.fromkeys(groups):
-        members = [i for i, g in enumerate(groups) if g == name]
-        group_programs, group_seconds = [programs[i] for i in members], [seconds[i] for i in members]
-        before = ranking_quality(group_programs, group_seconds, CostConstants(), target)
-        after = ranking_quality(group_programs, group_seconds, constants, target)
-        rows.append({"workload": name, "programs": len(members), "spearman_hand": before[0],
-                     "top1_slowdown_hand": before[1], "spearman_fitted": after[0], "top1_slowdown_fitted": after[1]})
-        print(f"{name}: {len(members)} programs; spearman hand {before[0]:.2f} -> fitted {after[0]:.2f}; "
-              f"top-1 slowdown hand {before[1]:.2f}x -> fitted {after[1]:.2f}x")
-    constants.save(args.out)
-    print(json.dumps(rows, indent=1))
-    print(f"saved {args.out}: {constants}")
+    host = detect_cpu()
+    bits = 512 if args.isa == "avx512" else 256
+    if bits > host.vector_bits:
+        parser.error(f"this host ({host.describe()}) cannot run {args.isa} code")
+    mcpu = args.mcpu or (host.mcpu if bits == host.vector_bits else "haswell")
+    target = CpuTarget(mcpu, bits, host.cores, host.l1_bytes, host.l2_bytes, constants=shipped_constants(args.isa))
+    print(f"fitting the shipped {args.isa} constants: {target.describe()}, measured on {host.describe()}")
+    measured = measure_rounds(target, top_k=args.top_k, rounds=args.rounds)
+    samples = as_samples(measured, target)
+    constants = fit_features([s.features for s in samples], [s.seconds for s in samples], shipped_constants(args.isa))
+    print(quality_table(ranking_quality(measured, target.constants, constants, target)))
+    path = SHIPPED_DIR / f"{args.isa}.json"
+    doc = {"isa": args.isa, "fitted_on": f"{target.describe()} built for {mcpu}, measured on {host.describe()} "
+                                         f"(scripts/calibrate.py, {date.today().isoformat()})",
+           "constants": constants.as_dict()}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

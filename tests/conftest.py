@@ -1,9 +1,37 @@
-"""Shared fixtures: import tvm_morello first so TVM gets its thread count, and the host CPU."""
+"""Shared fixtures: a private calibration cache, tvm_morello before tvm (threads), named targets and the host.
+
+Search, spec, rewrite and kernel-choice tests take ``cpu``, which runs them once per named target (an AVX2 and
+an AVX-512 CPU), whatever this machine is; tests that build and run code take ``host``.
+"""
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 
-import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm is imported)
+_CACHE = tempfile.mkdtemp(prefix="tvm_morello_test_cache_")
+os.environ["TVM_MORELLO_CACHE_DIR"] = _CACHE  # before tvm_morello reads it; subprocesses inherit it
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
+import tvm_morello  # noqa: E402  (sets TVM_NUM_THREADS before tvm is imported)
+from tvm_morello.testing import NAMED_TARGETS, collect_handoff_log  # noqa: E402
+
+
+@pytest.fixture(scope="session", params=sorted(NAMED_TARGETS))
+def cpu(request):
+    """A named CPU (never the host): the test runs once for each ISA."""
+    return NAMED_TARGETS[request.param]
 
 
 @pytest.fixture(scope="session")
-def cpu():
+def host():
+    """This machine, for tests that build and run kernels."""
     return tvm_morello.detect_cpu()
+
+
+@pytest.fixture
+def handoff_log():
+    """Records of tvm_morello.tune saying a task went to EvolutionarySearch."""
+    with collect_handoff_log() as records:
+        yield records

@@ -8,7 +8,12 @@ import pytest
 
 from tvm_morello import dynamic as dyn
 from tvm_morello.dynamic import kernels
-from tvm_morello.dynamic.microkernels import MicroKernel, candidate_microkernels, hardware_microkernels
+from tvm_morello.dynamic.microkernels import (
+    RESERVED_VREGS,
+    MicroKernel,
+    candidate_microkernels,
+    hardware_microkernels,
+)
 
 TARGET = tvm_morello.resolve_target(None)
 PANEL = 32
@@ -84,29 +89,29 @@ def test_dot_kernel_parallel_over_a_large_batch_is_exact():
     _run(wide, MicroKernel(2, 4, dot=True), [1, 3, 4, 5, 40])
 
 
-def test_only_dot_kernels_reassociate_their_sums():
+def test_only_dot_kernels_reassociate_their_sums(cpu):
     # the dot form's lane sums need reassociation to vectorise; the outer-product form keeps IEEE order
-    assert kernels.kernel_target(MicroKernel(2, 4, dot=True), TARGET).attrs.get("fast-math-reassoc")
-    assert not kernels.kernel_target(MicroKernel(4, 32), TARGET).attrs.get("fast-math-reassoc", False)
+    assert kernels.kernel_target(MicroKernel(2, 4, dot=True), cpu).attrs.get("fast-math-reassoc")
+    assert not kernels.kernel_target(MicroKernel(4, 32), cpu).attrs.get("fast-math-reassoc", False)
 
 
-def test_dot_kernel_needs_transposed_activation_with_vector_k():
-    lanes = TARGET.lanes()
+def test_dot_kernel_needs_transposed_activation_with_vector_k(cpu):
+    lanes = cpu.lanes()
     assert kernels.supports_dot(WORKLOADS["qk"], lanes)
     assert not kernels.supports_dot(WORKLOADS["av"], lanes)  # B[k, n]: rows are not k-vectors
     assert not kernels.supports_dot(WORKLOADS["dense"], lanes)  # weights are prepacked into panels
     assert not kernels.supports_dot(replace(WORKLOADS["qk"], k=lanes + 1), lanes)
     with pytest.raises(ValueError, match="dot form"):
-        kernels.kernel_schedule(WORKLOADS["av"], MicroKernel(1, 4, dot=True), PANEL, TARGET)
+        kernels.kernel_schedule(WORKLOADS["av"], MicroKernel(1, 4, dot=True), PANEL, cpu)
 
 
-def test_dot_candidates_only_where_supported():
+def test_dot_candidates_only_where_supported(cpu):
     from tvm_morello.dynamic.tuner import TuningConfig, workload_candidates
 
     config = TuningConfig(max_candidates=2)
-    assert any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], TARGET, config))
-    assert not any(mk.dot for mk in workload_candidates(WORKLOADS["av"], TARGET, config))
-    assert not any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], TARGET, TuningConfig(max_candidates=2,
+    assert any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], cpu, config))
+    assert not any(mk.dot for mk in workload_candidates(WORKLOADS["av"], cpu, config))
+    assert not any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], cpu, TuningConfig(max_candidates=2,
                                                                                              dot_kernels=False)))
 
 
@@ -124,30 +129,36 @@ def test_serial_kernel_has_no_parallel_loop():
     assert "T.parallel" in kernels.kernel_schedule(WORKLOADS["qk"], MicroKernel(1, 32), PANEL, TARGET).mod.script()
 
 
-def test_hardware_candidates_fit_register_file():
-    tiles = hardware_microkernels(TARGET)
-    lanes = TARGET.lanes()
+def test_hardware_candidates_fit_register_file(cpu):
+    tiles = hardware_microkernels(cpu)
+    lanes = cpu.lanes()
     assert tiles and all(t.nr % lanes == 0 for t in tiles)
-    assert all(t.accumulators(lanes) <= TARGET.vector_registers for t in tiles)
-    assert MicroKernel(4, 64) in tiles
+    assert all(t.accumulators(lanes) + RESERVED_VREGS <= cpu.vector_registers for t in tiles)
+    assert MicroKernel(4, 2 * lanes) in tiles and MicroKernel(8, lanes) in tiles
+    # 16 accumulators and the reserved registers fit 32 zmm registers, not 16 ymm registers
+    assert (MicroKernel(4, 4 * lanes) in tiles) == (cpu.vector_registers >= 16 + RESERVED_VREGS)
 
 
-def test_candidates_come_from_the_morello_dp():
+def test_candidates_come_from_the_morello_dp(cpu):
     from tvm_morello.dynamic.microkernels import dp_microkernels
 
-    ranked = dp_microkernels(TARGET, 64, 64)
+    ranked = dp_microkernels(cpu, 64, 64)
     assert ranked, "the Morello DP gave no register tiles"
-    assert all(t.fits(TARGET) for t in ranked)
-    assert candidate_microkernels(TARGET, 64, 64, source="dp", limit=3) == list(ranked[:3])
-    auto = candidate_microkernels(TARGET, 64, 64, source="auto", limit=3)
+    assert all(t.fits(cpu) for t in ranked)
+    assert candidate_microkernels(cpu, 64, 64, source="dp", limit=3) == list(ranked[:3])
+    auto = candidate_microkernels(cpu, 64, 64, source="auto", limit=3)
     assert auto[:3] == list(ranked[:3]) and len(auto) <= 4
-    assert MicroKernel(2, 64) in auto  # the widest short tile within n = 64 (GEMV-like shapes)
-    narrow = candidate_microkernels(TARGET, 64, 64, source="auto", limit=3, usable=lambda t: t.nr <= 32)
+    # the widest short tile within n = 64 (GEMV-like shapes): no one- or two-row tile has more accumulators
+    lanes = cpu.lanes()
+    short = [t for t in hardware_microkernels(cpu) if t.mr <= 2 and t.nr <= 64]
+    widest = max(t.accumulators(lanes) for t in short)
+    assert any(t.mr <= 2 and t.nr <= 64 and t.accumulators(lanes) == widest for t in auto)
+    narrow = candidate_microkernels(cpu, 64, 64, source="auto", limit=3, usable=lambda t: t.nr <= 32)
     assert MicroKernel(2, 32) in narrow and all(t.nr <= 32 for t in narrow)
 
 
-def test_candidate_limit_keeps_spread():
-    tiles = candidate_microkernels(TARGET, 64, 128, source="hardware", limit=4)
+def test_candidate_limit_keeps_spread(cpu):
+    tiles = candidate_microkernels(cpu, 64, 128, source="hardware", limit=4)
     assert len(tiles) == 4
     assert min(t.mr for t in tiles) == 1 and max(t.mr for t in tiles) >= 6
 
@@ -179,8 +190,8 @@ def test_workload_rejects_unknown_symbol_and_static_m():
         dyn.batch_matmul(2, 8, 64, "T", {"T": (1, 8)})
 
 
-def test_weight_panel_is_shared_and_wide_enough_for_gemv():
-    lanes = TARGET.lanes()
+def test_weight_panel_is_shared_and_wide_enough_for_gemv(cpu):
+    lanes = cpu.lanes()
     micros = [MicroKernel(8, lanes), MicroKernel(4, 2 * lanes), MicroKernel(1, lanes, parallel=False)]
     panel = kernels.choose_panel(WORKLOADS["dense"], micros, lanes)
     assert panel == kernels.WEIGHT_PANEL_VECTORS * lanes and all(panel % mk.nr == 0 for mk in micros)

@@ -8,23 +8,10 @@ import pytest
 from tvm_morello import dynamic as dyn
 from tvm_morello.tune import fast_builder
 from tvm_morello.dynamic.strategy_route import build_library_from_database, propose_symbolic_candidates
+from tvm_morello.testing import symbolic_dense as _symbolic_dense
 
 TARGET = tvm_morello.resolve_target(None)
 CONFIG = dyn.TuningConfig(max_candidates=2, candidate_source="hardware", shapes_per_kernel=2)
-
-
-def _symbolic_dense(index_dtype="int64"):
-    from tvm import te, tirx
-
-    def i(v):
-        return tirx.IntImm(index_dtype, v)
-
-    m = te.var("m", index_dtype)
-    x = te.placeholder((m, i(64)), name="X")
-    w = te.placeholder((i(96), i(64)), name="W")
-    k = te.reduce_axis((i(0), i(64)), "k")
-    y = te.compute((m, i(96)), lambda a, b: te.sum(x[a, k] * w[b, k], axis=k), name="Y")
-    return te.create_prim_func([x, w, y]).with_attr("global_symbol", "main")
 
 
 def _fixed_strategy(candidates):

@@ -25,8 +25,9 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
     runs = plan.provenance["measurements"]
     # 3 tiles, the three serial kernels and the four dot-form kernels (B is an activation stored [T, 64])
     assert len(runs) == (3 + 3 + 4) * 2 and all(r["gflops"] > 0 for r in runs)
-    assert {"mr1_nr16_serial", "mr2_nr64_serial", "mr4_nr16_serial", "dot_mr1_nr1", "dot_mr2_nr4",
-            "dot_mr1_nr1_serial", "dot_mr2_nr4_serial"} <= set(plan.provenance["candidates"])
+    lanes = TARGET.lanes()
+    assert {f"mr1_nr{lanes}_serial", f"mr2_nr{4 * lanes}_serial", f"mr4_nr{lanes}_serial", "dot_mr1_nr1",
+            "dot_mr2_nr4", "dot_mr1_nr1_serial", "dot_mr2_nr4_serial"} <= set(plan.provenance["candidates"])
     db = ms.database.JSONDatabase(work_dir=str(tmp_path))
     records = db.get_all_tuning_records()
     assert len(records) == len(runs)

@@ -37,12 +37,12 @@ def test_dense_matches_numpy_on_awkward_shapes(m, k, n):
     check_all_candidates(dense(m, k, n))
 
 
-def test_vector_kernel_is_used_when_shapes_allow(cpu):
+def test_vector_kernel_is_used_when_shapes_allow(host):
     candidates = check_all_candidates(dense(64, 64, 128))
     best = candidates[0].program
     assert best.kernel == "broadcast_fma"
     mr, nr = best.register_tile()
-    assert nr % cpu.lanes() == 0
+    assert nr % host.lanes() == 0
     text = candidates[0].schedule.mod.script()
     assert "T.vectorized" in text and "T.parallel" in text
 
@@ -56,20 +56,26 @@ def _pack_is_vectorized(schedule):
     return any(schedule.get(loop).kind == tvm.tirx.ForKind.VECTORIZED for loop in loops)
 
 
-def test_pack_stores_whole_panel_rows_when_k_and_n_are_whole_blocks():
-    candidates = [c for c in check_all_candidates(dense(32, 64, 128)) if c.program.packs_rhs]
+def test_pack_stores_whole_panel_rows_when_k_and_n_are_whole_blocks(cpu):
+    candidates = [c for c in candidate_schedules(dense(32, 64, 128).func, cpu, top_k=3) if c.program.packs_rhs]
     assert candidates, "a column-major weight is packed before the broadcast kernel can use it"
     for candidate in candidates:
         assert _pack_kernels(candidate.program) == {"pack_panels_vector"}
         assert _pack_is_vectorized(candidate.schedule)
 
 
-def test_pack_falls_back_to_elementwise_copy_for_a_partial_k_block():
-    candidates = [c for c in check_all_candidates(dense(16, 24, 64)) if c.program.packs_rhs]
+def test_pack_falls_back_to_elementwise_copy_for_a_partial_k_block(cpu):
+    partial_k = cpu.lanes() + cpu.lanes() // 2  # one and a half lanes x lanes blocks
+    candidates = [c for c in candidate_schedules(dense(16, partial_k, 64).func, cpu, top_k=3) if c.program.packs_rhs]
     assert candidates
     for candidate in candidates:
         assert _pack_kernels(candidate.program) == {"pack_panels"}
         assert not _pack_is_vectorized(candidate.schedule)
+
+
+@pytest.mark.parametrize("k", [64, 24, 12])
+def test_packed_dense_matches_numpy_with_whole_and_partial_blocks(k):
+    check_all_candidates(dense(16, k, 64))
 
 
 def test_matmul_nn_matches_numpy():

@@ -122,12 +122,14 @@ def test_l2_views_only_for_weight_tiles_between_l1_and_l2(cpu):
     def views(spec):
         return {(a.role, a.level) for a in actions_for(canonicalize(spec), cpu) if isinstance(a, CacheView)}
 
-    wide = Matmul(1, 8, 768, 128, Operand(), Operand(Level.GLOBAL, panel(32)), Operand(), MemoryLimits(32, 512))
-    assert ("rhs", Level.L2) in views(wide) and ("rhs", Level.L1) not in views(wide)  # 384 KB: L2, not L1
-    assert ("lhs", Level.L2) not in views(wide)  # 24 KB of A fits L1: no L2 view
-    narrow = replace(wide, k=256, n=16)  # 16 KB of B fits L1
+    half_l2_lines = cpu.l2_bytes // 2 // 64  # what an L2 view may take
+    k = half_l2_lines // 8  # a k x 128 tile in 32-wide panels takes 8 lines per k row: exactly half of L2
+    wide = Matmul(1, 8, k, 128, Operand(), Operand(Level.GLOBAL, panel(32)), Operand(), MemoryLimits(32, 512))
+    assert ("rhs", Level.L2) in views(wide) and ("rhs", Level.L1) not in views(wide)  # more than L1's 512 lines
+    assert ("lhs", Level.L2) not in views(wide)  # 8 rows of A fit the 512 L1 lines: no L2 view
+    narrow = replace(wide, k=256, n=16)  # 256 lines of B fit L1
     assert views(narrow) >= {("rhs", Level.L1)} and ("rhs", Level.L2) not in views(narrow)
-    huge = replace(wide, n=256)  # 768 KB of B: more than the half of L2 a view may take
+    huge = replace(wide, n=256)  # twice the half of L2 a view may take
     assert not any(role == "rhs" for role, _ in views(huge))
     in_l2 = replace(narrow, rhs=Operand(Level.L2, panel(32)))
     assert ("rhs", Level.L1) in views(in_l2) and ("rhs", Level.L2) not in views(in_l2)
@@ -167,13 +169,16 @@ def _walk(program):
 def test_vector_pack_needs_whole_blocks(cpu):
     from tvm_morello.target.kernels import VectorPackPanels
 
-    for rows, cols in ((24, 32), (16, 8), (1, 32)):
-        move = canonicalize(Move(rows, cols, Operand(Level.GLOBAL, COL), Operand(Level.GLOBAL, panel(16))))
-        assert not VectorPackPanels().applies(move, cpu)
+    lanes = cpu.lanes()
+    whole = canonicalize(Move(lanes, 2 * lanes, Operand(Level.GLOBAL, COL), Operand(Level.GLOBAL, panel(2 * lanes))))
+    assert VectorPackPanels().applies(whole, cpu)
+    for rows, cols in ((lanes + lanes // 2, 2 * lanes), (lanes, lanes // 2), (1, 2 * lanes)):
+        move = canonicalize(Move(rows, cols, Operand(Level.GLOBAL, COL), Operand(Level.GLOBAL, panel(2 * lanes))))
+        assert not VectorPackPanels().applies(move, cpu), (rows, cols)
 
 
 def test_top_k_is_sorted_and_distinct(cpu):
-    programs = synthesize(dense_spec(64, 128, 128), cpu, top_k=6, constants=CONSTANTS)
+    programs = synthesize(dense_spec(64, 128, 128, target=cpu), cpu, top_k=6, constants=CONSTANTS)
     assert len(programs) == 6
     costs = [p.cost for p in programs]
     assert costs == sorted(costs)
@@ -181,7 +186,7 @@ def test_top_k_is_sorted_and_distinct(cpu):
 
 
 def test_register_tile_fits_the_register_file(cpu):
-    for program in synthesize(dense_spec(128, 256, 256), cpu, top_k=8, constants=CONSTANTS):
+    for program in synthesize(dense_spec(128, 256, 256, target=cpu), cpu, top_k=8, constants=CONSTANTS):
         tile = program.register_tile()
         if tile is not None:
             mr, nr = tile
@@ -191,7 +196,7 @@ def test_register_tile_fits_the_register_file(cpu):
 
 
 def test_table_serves_a_repeated_synthesis_exactly(cpu, tmp_path):
-    spec = dense_spec(64, 256, 128)
+    spec = dense_spec(64, 256, 128, target=cpu)
     table = MemoTable()
     first = Synthesizer(cpu, CONSTANTS, top_k=4, table=table)
     cold = first.solve(spec)
@@ -210,12 +215,12 @@ def test_table_compresses_neighbouring_specs(cpu):
     table = MemoTable()
     synth = Synthesizer(cpu, CONSTANTS, top_k=1, table=table)
     for m in (64, 128, 256, 512):
-        synth.solve(dense_spec(m, 256, 256))
+        synth.solve(dense_spec(m, 256, 256, target=cpu))
     assert table.stats().compression_ratio > 1.0
 
 
 def test_cost_falls_as_registers_are_added(cpu):
-    spec = dense_spec(16, 32, 64)
+    spec = dense_spec(16, 32, 64, target=cpu)
     costs = [
         Synthesizer(cpu, CONSTANTS, top_k=1).solve(replace(spec, limits=MemoryLimits(vregs, 512)))[0].cost
         for vregs in (0, 2, 4, 8, 16, 32)
@@ -225,7 +230,7 @@ def test_cost_falls_as_registers_are_added(cpu):
 
 
 def test_table_never_serves_another_searchs_answer(cpu):
-    spec = dense_spec(32, 64, 64)
+    spec = dense_spec(32, 64, 64, target=cpu)
     table = MemoTable()
     Synthesizer(cpu, CONSTANTS, top_k=1, table=table).solve(spec)
     other = Synthesizer(cpu, replace(CONSTANTS, global_line=1000.0), top_k=1, table=table)

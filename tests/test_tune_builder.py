@@ -12,14 +12,13 @@ import pytest
 import tvm
 from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
 
-from tvm_morello.target import resolve_target
+from tvm_morello import testing
+from tvm_morello.testing import matmul
 from tvm_morello.tune import FastBuilder, build_module, export_module, fast_builder
 
-import builder_helpers as helpers
-
-from test_tune_common import matmul
-
-TARGET = resolve_target(None).tvm_target()
+TARGET = testing.host_tvm_target()
+TIMEOUT_S = 10  # many times what a 16x16 matmul takes to build on a loaded machine; the hanging builds sleep 3600 s
+SMALL = 16  # the builds that must succeed next to a hanging one are tiny, so the timeout never catches them
 
 
 def _tiled(func):
@@ -41,13 +40,14 @@ def _thread_bound(func):
     return sch.mod
 
 
-def _run_matmul(artifact_path):
+def _run_matmul(artifact_path, n=64):
+    """Load a built n x n x n matmul and check it against numpy."""
     lib = tvm.runtime.load_module(artifact_path)
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((64, 64), dtype="float32")
-    b = rng.standard_normal((64, 64), dtype="float32")
+    a = rng.standard_normal((n, n), dtype="float32")
+    b = rng.standard_normal((n, n), dtype="float32")
     dev = tvm.cpu()
-    c = tvm.runtime.tensor(np.zeros((64, 64), "float32"), dev)
+    c = tvm.runtime.tensor(np.zeros((n, n), "float32"), dev)
     lib["main"](tvm.runtime.tensor(a, dev), tvm.runtime.tensor(b, dev), c)
     np.testing.assert_allclose(c.numpy(), a @ b, rtol=1e-4, atol=1e-4)
 
@@ -81,33 +81,36 @@ def _worker_process(builder):
 
 
 def test_build_over_the_timeout_fails_with_a_message_and_the_batch_goes_on():
-    good = _tiled(matmul())
-    builder = FastBuilder(timeout_s=1.5, f_build=helpers.misbehaving_build)
+    good = _tiled(matmul(SMALL, SMALL, SMALL))
+    builder = FastBuilder(timeout_s=TIMEOUT_S, f_build=testing.misbehaving_build)
     try:
-        results = builder.build(_inputs(helpers.misbehave(good, helpers.SLEEP, 60), good))
+        results = builder.build(_inputs(testing.misbehave(good, testing.SLEEP, testing.HANG_S), good))
     finally:
         builder.close()
     assert len(results) == 2
     assert results[0].artifact_path is None
-    assert "FastBuilder" in results[0].error_msg and "timed out after 1.5 s" in results[0].error_msg
+    assert "FastBuilder" in results[0].error_msg and f"timed out after {TIMEOUT_S} s" in results[0].error_msg
     assert results[1].error_msg is None, results[1].error_msg
-    _run_matmul(results[1].artifact_path)
+    _run_matmul(results[1].artifact_path, SMALL)
 
 
 def test_unresponsive_or_crashing_worker_fails_only_its_candidate():
-    good = _tiled(matmul())
-    builder = FastBuilder(timeout_s=1, f_build=helpers.misbehaving_build)
+    good = _tiled(matmul(SMALL, SMALL, SMALL))
+    builder = FastBuilder(timeout_s=TIMEOUT_S, f_build=testing.misbehaving_build)
     try:
         results = builder.build(
-            _inputs(helpers.misbehave(good, helpers.HOLD_GIL, 60), helpers.misbehave(good, helpers.EXIT, 3), good)
+            _inputs(
+                testing.misbehave(good, testing.HOLD_GIL, testing.HANG_S), testing.misbehave(good, testing.EXIT, 3), good
+            )
         )
     finally:
         builder.close()
     assert [r.artifact_path for r in results[:2]] == [None, None]
-    assert "timed out after 1 s" in results[0].error_msg  # its own timer was stuck: killed from outside
+    assert f"timed out after {TIMEOUT_S} s" in results[0].error_msg  # its own timer was stuck: killed from outside
+    assert "unresponsive worker was killed" in results[0].error_msg
     assert "crashed (exit code 3)" in results[1].error_msg
     assert results[2].error_msg is None, results[2].error_msg
-    _run_matmul(results[2].artifact_path)
+    _run_matmul(results[2].artifact_path, SMALL)
 
 
 def test_one_worker_serves_every_batch_and_close_stops_it():

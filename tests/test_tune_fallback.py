@@ -4,11 +4,13 @@ import logging
 import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 
 import numpy as np
+import pytest
 from tvm.s_tir import meta_schedule as ms
-from test_tune_common import (  # noqa: F401  (handoff_log is a fixture)
-    TARGET,
+
+import tvm_morello.lower
+from tvm_morello.testing import (
     assert_best_matmul_correct,
-    handoff_log,
+    host_tvm_target,
     matmul,
     record_failed,
     relu,
@@ -17,7 +19,7 @@ from test_tune_common import (  # noqa: F401  (handoff_log is a fixture)
     tune_with_morello,
 )
 
-import tvm_morello.lower
+TARGET = host_tvm_target()
 
 
 def test_unsupported_task_is_tuned_by_evolutionary_search_and_logged_once(tmp_path, handoff_log):

@@ -2,14 +2,17 @@
 import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 
 import numpy as np
+import pytest
 import tvm
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 from tvm.script import ir as I
 from tvm.script import relax as R
-from test_tune_common import TARGET, handoff_log, record_failed  # noqa: F401  (handoff_log is a fixture)
 
+from tvm_morello.testing import host_tvm_target, record_failed
 from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
+
+TARGET = host_tvm_target()
 
 
 @I.ir_module

@@ -4,22 +4,24 @@ import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 import pytest
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
-from test_tune_common import (
-    TARGET,
+
+import tvm_morello.cost
+import tvm_morello.lower
+from tvm_morello.testing import (
     assert_best_matmul_correct,
     dp_keys,
+    host_tvm_target,
     matmul,
     record_failed,
     record_key,
     task_records,
     tune_with_morello,
 )
-
-import tvm_morello.cost
-import tvm_morello.lower
 from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only
 from tvm_morello.tune.learned import LearnedRanker
 from tvm_morello.tune.measured import module_key
+
+TARGET = host_tvm_target()
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import numpy as np
 import tvm
 from tvm_ffi import structural_equal
 from tvm.s_tir import meta_schedule as ms
-from test_dynamic_strategy import TARGET, _symbolic_dense
 
 from tvm_morello.dynamic import TuningConfig
 from tvm_morello.dynamic.strategy_route import build_library_from_database
+from tvm_morello.testing import host_target, matmul, record_failed, symbolic_dense
 from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder, tune
 from tvm_morello.tune.symbolic import no_op_space
 
+TARGET = host_target()
 RANGES = {"m": (1, 64)}
 
 
@@ -22,7 +23,7 @@ def _symbolic_records(db, func):
 
 
 def test_tune_tir_symbolic_then_library(tmp_path):
-    func = _symbolic_dense()
+    func = symbolic_dense()
     strategy = MorelloSearch(shape_ranges=RANGES)
     assert strategy._inst.clone().shape_ranges == RANGES  # the Python clone (strategy.clone() goes through FFI)
     with cpu_tensor_intrinsics_only():
@@ -31,7 +32,7 @@ def test_tune_tir_symbolic_then_library(tmp_path):
                          builder=fast_builder(), cost_model="random", num_tuning_cores=1, seed=0)
     records = _symbolic_records(db, func)
     assert len(records) == 6
-    assert all(r.run_secs and float(min(r.run_secs)) < 1.0 for r in records), "a candidate failed"
+    assert not any(record_failed(r) for r in records), "a candidate failed"
     keys = {(str(r.trace), tuple(int(d) for d in r.args_info[0].shape)) for r in records}
     assert len(keys) == 6, "a candidate was measured twice"
     assert all(1 <= int(r.args_info[0].shape[0]) <= 64 for r in records)
@@ -57,16 +58,15 @@ def test_tune_tir_symbolic_then_library(tmp_path):
 
 def test_static_task_unchanged_by_shape_ranges():
     from tvm_morello.tune.symbolic import symbolic_prim_func
-    from test_tune_common import matmul
 
-    assert symbolic_prim_func(tvm.IRModule({"main": _symbolic_dense()})) is not None
+    assert symbolic_prim_func(tvm.IRModule({"main": symbolic_dense()})) is not None
     assert symbolic_prim_func(tvm.IRModule({"main": matmul()})) is None
 
 
 def test_symbolic_source_hands_out_each_candidate_once_then_nothing():
     from tvm_morello.tune.symbolic import SymbolicCandidateSource, _key
 
-    source = SymbolicCandidateSource(_symbolic_dense(), RANGES, TARGET)
+    source = SymbolicCandidateSource(symbolic_dense(), RANGES, TARGET)
     total, batches = len(source), []
     while batch := source.next_batch(5):
         batches.append(batch)

@@ -6,10 +6,11 @@ import warnings
 
 def configure_threads() -> None:
     """Default TVM_NUM_THREADS to the number of usable cores, and warn if TVM was imported first."""
+    from .target.host import usable_cores
+
     if "TVM_NUM_THREADS" in os.environ:
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    os.environ["TVM_NUM_THREADS"] = str(cores)
+    os.environ["TVM_NUM_THREADS"] = str(usable_cores())
     if "tvm" in sys.modules:
         warnings.warn(
             "tvm was imported before tvm_morello; its runtime may use a single thread. "

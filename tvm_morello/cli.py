@@ -1,4 +1,5 @@
-"""Command line: ``tvm-morello synth`` synthesises one operator and measures it beside numpy."""
+"""Command line: ``synth`` synthesises one operator and measures it beside numpy, ``calibrate`` fits the cost
+model to this host, ``tune-dynamic`` tunes dynamic-shape operators into one library."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,13 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def add_target_argument(parser) -> None:
+    from .target import KNOWN_CPUS
+
+    parser.add_argument("--target", default=None, metavar="CPU",
+                        help=f"LLVM CPU name to synthesise for (default: this host); known: {', '.join(sorted(KNOWN_CPUS))}")
+
+
 def _add_synth(subparsers) -> None:
     parser = subparsers.add_parser("synth", help="synthesise a matmul-family operator and measure it")
     parser.add_argument("--op", choices=["dense", "matmul", "batch_matmul"], default="dense",
@@ -26,6 +34,7 @@ def _add_synth(subparsers) -> None:
     parser.add_argument("--prepacked", type=int, default=0, help="dense only: weights arrive packed in panels of this width")
     parser.add_argument("--table", default=None, help="memo table file: loaded if present, saved after synthesis")
     parser.add_argument("--no-measure", action="store_true", help="print the program only")
+    add_target_argument(parser)
     parser.set_defaults(run=_run_synth)
 
 
@@ -33,7 +42,33 @@ def _run_synth(args) -> int:
     from .synth import report_synthesis
 
     report_synthesis(args.op, args.shape, top_k=args.top_k, prepacked=args.prepacked,
-                     table_path=args.table, measure=not args.no_measure)
+                     table_path=args.table, measure=not args.no_measure, target=args.target)
+    return 0
+
+
+def _add_calibrate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "calibrate", help="fit the cost model's constants to this host (about 2 minutes); every later run uses them")
+    parser.add_argument("--top-k", type=int, default=8, help="programs measured per workload and round")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds; each synthesises with the previous fit")
+    parser.set_defaults(run=_run_calibrate)
+
+
+def _run_calibrate(args) -> int:
+    import time
+
+    from .calibration import calibrate_host, quality_table
+    from .cost.store import fit_path
+    from .target import detect_cpu
+
+    host = detect_cpu()
+    print(f"calibrating the cost model on {host.describe()}", flush=True)
+    start = time.perf_counter()
+    fit, quality = calibrate_host(host, top_k=args.top_k, rounds=args.rounds,
+                                  progress=lambda line: print(f"  {line}", flush=True))
+    print(quality_table(quality))
+    print(f"stored {len(fit.samples)} measurements and the fitted constants in {fit_path(fit.identity)} "
+          f"({time.perf_counter() - start:.0f} s); every later tvm-morello run on this CPU uses them")
     return 0
 
 
@@ -41,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tvm-morello", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
+    _add_calibrate(subparsers)
     try:
         from .dynamic.cli import add_subcommand
     except ImportError:  # pragma: no cover - the dynamic package is part of the distribution

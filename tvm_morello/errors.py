@@ -23,3 +23,7 @@ class UnsupportedTargetError(MorelloError, ValueError):
 
 class VerificationError(MorelloError):
     """A compiled kernel disagreed with numpy; nothing was written."""
+
+
+class UncalibratedWarning(UserWarning):
+    """The host CPU has no calibration of its own yet: the cost model uses its ISA's shipped constants."""

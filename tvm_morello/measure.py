@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+
+from .errors import MorelloError
 
 NUMPY_TIMER = textwrap.dedent(
     """
@@ -33,6 +37,29 @@ NUMPY_TIMER = textwrap.dedent(
     print(json.dumps({"seconds": float(np.median(samples)), "gflops": flops / float(np.median(samples)) / 1e9}))
     """
 )
+
+
+def build_all(schedules, target) -> list:
+    """Compile schedules for ``target`` in one worker process per usable core (building takes longer than timing)
+    and load them; MorelloError if any fails to build."""
+    import tvm
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    from .target import usable_cores
+    from .tune import FastBuilder
+
+    builder = FastBuilder(max_workers=usable_cores())
+    try:
+        results = builder.build([BuilderInput(s.mod, target.tvm_target()) for s in schedules])
+    finally:
+        builder.close()
+    failed = [r.error_msg for r in results if r.error_msg is not None]
+    if failed:
+        raise MorelloError(f"{len(failed)} of {len(results)} programs failed to build; first: {failed[0]}")
+    libs = [tvm.runtime.load_module(r.artifact_path) for r in results]
+    for result in results:  # a loaded library stays mapped: its temporary directory can go
+        shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
+    return libs
 
 
 def time_kernel(lib, arrays, output_shape, repeat: int = 5, min_seconds: float = 0.2) -> float:

@@ -1,6 +1,9 @@
-"""Cost models: Morello's affine model (constants calibrated on this machine) and learned models."""
+"""Cost models: Morello's affine model, its constants (shipped per ISA, fitted per CPU) and their fitting."""
 from .affine import lines_touched, move_cost, parallel_loop_cost, serial_loop_cost
-from .calibrate import fit_constants, program_cost, program_features
-from .constants import CostConstants
+from .fit import fit_constants, fit_features, program_cost, program_features
+from .constants import CostConstants, isa_of, shipped_constants
 
-__all__ = ["CostConstants", "fit_constants", "program_cost", "program_features", "lines_touched", "move_cost", "parallel_loop_cost", "serial_loop_cost"]
+__all__ = [
+    "CostConstants", "fit_constants", "fit_features", "isa_of", "lines_touched", "move_cost", "parallel_loop_cost",
+    "program_cost", "program_features", "serial_loop_cost", "shipped_constants",
+]

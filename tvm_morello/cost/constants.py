@@ -1,26 +1,23 @@
-"""The constants of the affine cost model, with defaults for an AVX-512 x86 core and JSON persistence."""
+"""The constants of the affine cost model, the fits shipped for each vector ISA, and their JSON form."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-CALIBRATED_FILE = Path(__file__).with_name("calibrated.json")
+SHIPPED_DIR = Path(__file__).with_name("shipped")
+ISAS = ("avx2", "avx512")
 
 
 @dataclass(frozen=True)
 class CostConstants:
-    """Costs in arbitrary units (the calibration fits them in nanoseconds).
+    """Costs in arbitrary units (calibration fits them in nanoseconds); the defaults are hand-set.
 
     Parameters
     ----------
     global_line : moving one 64-byte line from memory beyond L2 (L3, DRAM) into a cache.
     l2_line : moving one line from L2 into L1.
-
-    The shipped ``calibrated.json`` is a least-squares fit (``scripts/calibrate.py``) from before the L2
-    level, when one line cost covered every read from beyond L1 (mostly L2 hits on the calibration shapes):
-    that value is ``l2_line``, and ``global_line`` is twice it (Zen 4's L3 feeds a core about half as fast as
-    its L2). Refitting both split the line costs the wrong way round (their features are nearly collinear).
     store_line : writing one output line back to main memory.
     fma_vector : one broadcast-FMA into one output vector register (per k step).
     vector_load : one vector load or broadcast feeding the FMAs (per k step).
@@ -57,15 +54,23 @@ class CostConstants:
         """All zeros but one: folding a program with it counts how often that constant is paid."""
         return cls(**{n: (1.0 if n == name else 0.0) for n in cls.names()})
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
     @classmethod
-    def load(cls, path: str | Path) -> "CostConstants":
-        data = json.loads(Path(path).read_text())
+    def from_dict(cls, data: dict) -> "CostConstants":
         return cls(**{name: float(data[name]) for name in cls.names()})
 
-    @classmethod
-    def default(cls) -> "CostConstants":
-        """The calibrated constants shipped with the package, else the hand-set ones."""
-        return cls.load(CALIBRATED_FILE) if CALIBRATED_FILE.exists() else cls()
+
+def isa_of(vector_bits: int) -> str:
+    """The shipped fit that serves a vector width: AVX-512 for 512 bits, AVX2 below."""
+    return "avx512" if vector_bits >= 512 else "avx2"
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_constants(isa: str) -> CostConstants:
+    """The fit shipped for ``isa`` (``scripts/calibrate.py --ship``): what a host without its own
+    calibration uses; ``shipped/<isa>.json`` says which machine it was fitted on."""
+    if isa not in ISAS:
+        raise ValueError(f"isa {isa!r}: shipped cost constants exist for {ISAS}")
+    return CostConstants.from_dict(json.loads((SHIPPED_DIR / f"{isa}.json").read_text())["constants"])

@@ -29,16 +29,18 @@ class SearchStats:
 
 
 class Synthesizer:
-    """Solves specs bottom-up through a memo; one instance per (target, constants, top_k).
+    """Solves specs bottom-up through a memo; one instance per (target, constants, top_k). ``constants``
+    default to the target's own.
 
     Top-k composes each rewrite with the k best programs of its body sub-spec and the best program of
     its other sub-specs (fills, packs and stores have exactly one implementation, so this is exact).
     """
 
-    def __init__(self, target: CpuTarget, constants: CostConstants, top_k: int = 1, table=None):
+    def __init__(self, target: CpuTarget, constants: CostConstants | None = None, top_k: int = 1, table=None):
         if top_k < 1:
             raise ValueError(f"top_k={top_k}: need at least 1")
-        self.target, self.constants, self.top_k, self.table = target, constants, top_k, table
+        self.target, self.top_k, self.table = target, top_k, table
+        self.constants = constants or target.constants
         self.memo: dict[Spec, tuple[Program, ...]] = {}
         self._solving: set[Spec] = set()
         self.stats = SearchStats()
@@ -149,7 +151,7 @@ def synthesize(
 ) -> list[Program]:
     """The ``top_k`` cheapest programs implementing ``spec`` on ``target``, cheapest first."""
     target = resolve_target(target)
-    synthesizer = Synthesizer(target, constants or CostConstants.default(), top_k, table)
+    synthesizer = Synthesizer(target, constants, top_k, table)
     start = time.perf_counter()
     programs = list(synthesizer.solve(spec))
     synthesizer.stats.seconds = time.perf_counter() - start

@@ -63,6 +63,10 @@ class Program:
         leaf = list(self.main_path())[-1]
         return str(leaf.action.kernel) if isinstance(leaf.action, Select) else "?"
 
+    def tree_key(self) -> tuple:
+        """The program's rewrites and specs, without costs: equal for one program whatever the constants."""
+        return (str(self.action), self.spec, tuple(child.tree_key() for child in self.children))
+
     def render(self, indent: int = 0) -> str:
         """An indented tree, one line per rewrite, with its spec and modelled cost."""
         pad = "  " * indent

@@ -72,8 +72,9 @@ def _layout(roles: tuple[str, ...], rows: str, cols: str) -> Layout | None:
     return None
 
 
-def recognize(func, target=None) -> RecognizedMatmul:
-    """The spec of a PrimFunc computing out[b?, m, n] (+)= sum_k lhs * rhs; raises if it is anything else."""
+def recognize(func, target) -> RecognizedMatmul:
+    """The spec of a PrimFunc computing out[b?, m, n] (+)= sum_k lhs * rhs with all of ``target``'s memory (a
+    CpuTarget); raises if it is anything else."""
     from tvm import tirx
     from tvm.ir.expr import TensorLoad
 
@@ -140,9 +141,7 @@ def recognize(func, target=None) -> RecognizedMatmul:
     m, n, k = extent_of[names[-2]], extent_of[names[-1]], extent_of[reduce_var.var.name]
     if min(m, n, k, batch) < 1:
         raise InvalidShapeError(f"block {block.name_hint!r} has an empty dimension (b={batch}, m={m}, k={k}, n={n})")
-    from ..target import resolve_target
-
-    limits: MemoryLimits = resolve_target(target).memory_limits()
+    limits: MemoryLimits = target.memory_limits()
     spec = Matmul(batch, m, k, n, Operand(Level.GLOBAL, lhs_layout), Operand(Level.GLOBAL, rhs_layout), Operand(), limits)
     loop_roles = tuple(roles_by_var[_var_name(v)] if _var_name(v) in roles_by_var else "?" for v in [iv.var for iv in block.iter_vars])
     return RecognizedMatmul(spec, block.name_hint, loop_roles, lhs_read, rhs_read, b_roles)

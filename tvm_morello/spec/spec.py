@@ -171,18 +171,14 @@ def matmul_spec(
     b: int = 1,
     rhs_layout: Layout = ROW,
     lhs_layout: Layout = ROW,
-    limits: MemoryLimits | None = None,
-    target=None,
+    target,
 ) -> Matmul:
-    """A root matmul spec with every operand in global memory and the target's full memory."""
-    from ..target import resolve_target
-
-    if limits is None:
-        limits = resolve_target(target).memory_limits()
+    """A root matmul spec with every operand in global memory and all of ``target``'s memory (a CpuTarget)."""
+    limits = target.memory_limits()
     return Matmul(b, m, k, n, Operand(Level.GLOBAL, lhs_layout), Operand(Level.GLOBAL, rhs_layout), Operand(), limits)
 
 
-def dense_spec(m: int, k: int, n: int, *, prepacked: int = 0, target=None) -> Matmul:
+def dense_spec(m: int, k: int, n: int, *, prepacked: int = 0, target) -> Matmul:
     """Y[m, n] = X[m, k] W[n, k]ᵀ; ``prepacked`` > 0 means W arrives packed in panels of that width."""
     from .operand import panel
 

@@ -1,4 +1,8 @@
-"""The machine we synthesise for: vector width, caches, cores, and its micro-kernels."""
-from .cpu import CpuTarget, detect_cpu, resolve_target
+"""The machine we synthesise for: a CpuTarget (ISA, caches, cores, micro-kernels, cost constants), the known
+CPU models, and the host."""
+from .cpu import CpuTarget
+from .host import detect_cpu, is_host, named_target, require_host, resolve_target, usable_cores
+from .models import KNOWN_CPUS, cpu_model
 
-__all__ = ["CpuTarget", "detect_cpu", "resolve_target"]
+__all__ = ["KNOWN_CPUS", "CpuTarget", "cpu_model", "detect_cpu", "is_host", "named_target", "require_host",
+           "resolve_target", "usable_cores"]

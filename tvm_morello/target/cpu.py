@@ -1,52 +1,91 @@
-"""Detect the host CPU at run time and turn it into a TVM LLVM target that emits its real vector ISA."""
+"""An x86 CPU as the search sees it: vector ISA, registers, caches, cores, micro-kernels and cost constants."""
 from __future__ import annotations
 
-import functools
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, replace
 
+from ..cost.constants import CostConstants, isa_of, shipped_constants
 from ..errors import UnsupportedTargetError
+from ..spec import MemoryLimits
 
 LINE_BYTES = 64
+VECTOR_BITS = (256, 512)
 
 
 @dataclass(frozen=True)
 class CpuTarget:
-    """What the search needs to know about an x86 CPU.
+    """What synthesis, lowering and building need to know about one x86 CPU; every fact is explicit.
 
     Parameters
     ----------
     mcpu : LLVM CPU name (e.g. ``znver4``); without it LLVM emits SSE-only code.
-    vector_bits : widest usable SIMD register (512 with AVX-512, 256 with AVX2, else 128).
-    cores : cores the runtime may use (TVM_NUM_THREADS).
+    vector_bits : widest SIMD register the code may use: 512 (AVX-512) or 256 (AVX2 + FMA).
+    cores : cores the kernels run on (TVM's ``num-cores``; TVM_NUM_THREADS at run time).
     l1_bytes, l2_bytes : per-core data cache sizes.
-    vector_registers : architectural SIMD registers (32 zmm with AVX-512, 16 ymm otherwise).
+    vector_registers : architectural SIMD registers; 0 means the ISA's (32 zmm with AVX-512, 16 ymm with AVX2).
+    constants : the affine cost model's constants for this CPU; None means the ISA's shipped fit.
     """
 
     mcpu: str
     vector_bits: int
     cores: int
-    l1_bytes: int = 32 * 1024
-    l2_bytes: int = 1024 * 1024
-    vector_registers: int = 32
+    l1_bytes: int
+    l2_bytes: int
+    vector_registers: int = 0
+    constants: CostConstants | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.vector_bits not in (128, 256, 512):
-            raise UnsupportedTargetError(f"vector_bits={self.vector_bits}: supported are 128, 256, 512")
+        if self.vector_bits not in VECTOR_BITS:
+            raise UnsupportedTargetError(
+                f"{self.mcpu}: vector_bits={self.vector_bits}; supported are 256 (AVX2 + FMA) and 512 (AVX-512)")
         if self.cores < 1:
-            raise UnsupportedTargetError(f"cores={self.cores}: need at least one core")
+            raise UnsupportedTargetError(f"{self.mcpu}: cores={self.cores}; need at least one core")
+        if self.l1_bytes < 4096 or self.l2_bytes < self.l1_bytes:
+            raise UnsupportedTargetError(
+                f"{self.mcpu}: l1_bytes={self.l1_bytes}, l2_bytes={self.l2_bytes}; need L1 >= 4 KB and L2 >= L1")
+        if self.vector_registers == 0:
+            object.__setattr__(self, "vector_registers", 32 if self.vector_bits == 512 else 16)
+        if self.constants is None:
+            object.__setattr__(self, "constants", shipped_constants(self.isa))
+
+    @property
+    def isa(self) -> str:
+        """``avx512`` or ``avx2``: which shipped cost constants serve this CPU."""
+        return isa_of(self.vector_bits)
+
+    @property
+    def isa_name(self) -> str:
+        return {"avx512": "AVX-512", "avx2": "AVX2"}[self.isa]
+
+    @property
+    def identity(self) -> str:
+        """What a calibration is valid for: model name, ISA and caches (not cores, which a fit's samples record)."""
+        return f"{self.mcpu}-{self.isa}-l1_{self.l1_bytes // 1024}k-l2_{self.l2_bytes // 1024}k"
+
+    @property
+    def kernels(self):
+        """The micro-kernels the DP may select on this CPU, in preference order on equal cost."""
+        from .kernels import KERNELS
+
+        return KERNELS
 
     def lanes(self, dtype_bytes: int = 4) -> int:
         """Elements of one vector register."""
         return self.vector_bits // 8 // dtype_bytes
 
-    def memory_limits(self):
+    def memory_limits(self) -> MemoryLimits:
         """The memory a root spec may use: all vector registers and one core's L1, in lines."""
-        from ..spec import MemoryLimits
-
         return MemoryLimits(self.vector_registers, self.l1_bytes // LINE_BYTES)
+
+    def with_constants(self, constants: CostConstants) -> "CpuTarget":
+        return replace(self, constants=constants)
+
+    def with_cores(self, cores: int) -> "CpuTarget":
+        return replace(self, cores=cores)
+
+    def describe(self) -> str:
+        """One line naming every fact a figure measured on this CPU depends on."""
+        return (f"{self.mcpu} ({self.isa_name}, {self.vector_registers} vector registers, "
+                f"L1 {self.l1_bytes // 1024} KB, L2 {self.l2_bytes // 1024} KB per core, {self.cores} cores)")
 
     def tvm_target(self, *, reassociate: bool = False):
         """The TVM target in the dict form TVM 0.27 requires; ``reassociate`` lets LLVM reorder float
@@ -57,84 +96,3 @@ class CpuTarget:
         if reassociate:
             config.update({"fast-math-reassoc": True, "fast-math-nsz": True})
         return tvm.target.Target(config)
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def _cache_bytes(level: int, kind: str) -> int | None:
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for index in sorted(base.glob("index*")):
-        try:
-            if int((index / "level").read_text()) == level and (index / "type").read_text().strip() in kind:
-                text = (index / "size").read_text().strip().upper()
-                scale = {"K": 1024, "M": 1024 * 1024}.get(text[-1], 1)
-                return int(text.rstrip("KM")) * scale
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def _usable_cores() -> int:
-    env = os.environ.get("TVM_NUM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@functools.lru_cache(maxsize=None)
-def detect_cpu() -> CpuTarget:
-    """Read the host's ISA flags, caches and cores."""
-    import tvm
-
-    flags = _cpu_flags()
-    vector_bits = 512 if "avx512f" in flags else 256 if "avx2" in flags else 128
-    return CpuTarget(
-        mcpu=str(tvm.target.codegen.llvm_get_system_cpu()),
-        vector_bits=vector_bits,
-        cores=_usable_cores(),
-        l1_bytes=_cache_bytes(1, "Data") or 32 * 1024,
-        l2_bytes=_cache_bytes(2, "Unified") or 1024 * 1024,
-        vector_registers=32 if vector_bits == 512 else 16,
-    )
-
-
-def resolve_target(target: Any = None) -> CpuTarget:
-    """Accept None (the host), a CpuTarget, a TVM Target, a dict or a string; reject non-LLVM targets.
-
-    An LLVM target without ``mcpu`` gets the host's CPU name, since LLVM would otherwise emit SSE-only code.
-    """
-    if target is None:
-        return detect_cpu()
-    if isinstance(target, CpuTarget):
-        return target
-    import tvm
-
-    try:
-        if isinstance(target, str) and not target.strip().startswith("{"):
-            kind = target.split()[0]
-            if kind != "llvm":
-                raise UnsupportedTargetError(f"target {target!r}: only LLVM x86 CPU targets are supported")
-            target = {"kind": "llvm"}
-        tvm_target = target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
-    except UnsupportedTargetError:
-        raise
-    except Exception as err:  # TVM raises its own error types for unparsable targets
-        raise UnsupportedTargetError(f"target {target!r} could not be parsed by TVM: {err}") from err
-    if tvm_target.kind.name != "llvm":
-        raise UnsupportedTargetError(
-            f"target kind {tvm_target.kind.name!r}: only 'llvm' (x86 CPU) is supported"
-        )
-    host = detect_cpu()
-    mcpu = str(tvm_target.attrs.get("mcpu", "") or "")
-    if mcpu in ("", "native"):
-        mcpu = host.mcpu
-    cores = int(tvm_target.attrs.get("num-cores", 0) or 0) or host.cores
-    return CpuTarget(mcpu, host.vector_bits, cores, host.l1_bytes, host.l2_bytes, host.vector_registers)

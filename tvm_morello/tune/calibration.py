@@ -1,9 +1,11 @@
-"""Cost constants of the DP's model, refit on the measured run times of the task's DP programs."""
+"""Cost constants of the DP's model, refit on the measured run times of the task's DP programs, and those
+measurements added to the stored calibration of the target's CPU when the task ends."""
 from __future__ import annotations
 
 import logging
 
 from ..errors import MorelloError
+from ..target import resolve_target
 
 logger = logging.getLogger(__name__)
 
@@ -13,12 +15,12 @@ class Calibration:
 
     Parameters
     ----------
-    target : the tuning target, handed to ``fit_constants``.
+    target : the tuning target (anything ``resolve_target`` accepts); its constants are the fit's prior.
     min_points : measurements needed before a fit is attempted.
     """
 
     def __init__(self, target, min_points: int = 3) -> None:
-        self.target = target
+        self.target = resolve_target(target)
         self.min_points = min_points
         self.programs: list = []
         self.seconds: list[float] = []
@@ -43,3 +45,20 @@ class Calibration:
         except Exception:  # noqa: BLE001 - a broken refit must not stop the search, only weaken it
             logger.exception("keeping the previous cost constants; refit on %d points raised", self._fitted_on)
         return self._constants
+
+    def store(self, source: str = "MorelloSearch") -> None:
+        """Add the measurements to the stored calibration of the target's CPU and refit it (the next process
+        uses it); nothing is stored below ``min_points``, and a failure only costs the refit. The samples are
+        grouped under each program's root spec."""
+        if len(self.seconds) < self.min_points:
+            return
+        from ..cost import program_features
+        from ..cost.store import Sample, refit
+
+        try:
+            samples = [Sample(str(p.spec), tuple(map(float, program_features(p, self.target))), s, source)
+                       for p, s in zip(self.programs, self.seconds)]
+            refit(self.target.identity, self.target.isa, samples, source)
+        except Exception:  # noqa: BLE001 - the tune's results stand without it
+            logger.exception("could not add %d measurements to the calibration of %s", len(self.seconds),
+                             self.target.identity)

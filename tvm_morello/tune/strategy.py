@@ -19,6 +19,22 @@ from .symbolic import SymbolicCandidateSource, symbolic_prim_func
 logger = logging.getLogger(__name__)
 
 
+BUILD_TIMEOUT_PREFIXES = (
+    "LocalBuilder: Timeout, killed after",  # ms.builder.LocalBuilder (TVM 0.27 local_builder.py)
+    "FastBuilder: build timed out after",  # tvm_morello.tune.FastBuilder
+)
+"""How a builder's timeout begins. The task scheduler hands a failed build to ``notify_runner_results`` as
+``RunnerResult(None, builder_result.error_msg)``, so the builder's text arrives unchanged."""
+
+
+def is_build_timeout(result: ms.runner.RunnerResult) -> bool:
+    """Whether ``result`` is a build killed by its builder's timeout: a candidate worth one more try, since
+    the time may have gone to the builder worker's start-up or to a loaded machine rather than to the
+    candidate. Compile errors and run errors are not timeouts of the build."""
+    message = result.error_msg
+    return message is not None and str(message).startswith(BUILD_TIMEOUT_PREFIXES)
+
+
 @derived_object
 class MorelloSearch(PySearchStrategy):
     """Search strategy for ``ms.tune_tir(..., strategy=MorelloSearch())`` and ``tune_relax``.
@@ -26,8 +42,10 @@ class MorelloSearch(PySearchStrategy):
     First batch: the DP's top programs in its order. Later batches: part from the DP re-ranked with cost
     constants refit on the measurements so far, part from the rest of the DP's programs ordered by an
     XGBoost model trained on them. Nothing measured before (in this tune or found in the database) is
-    measured again; the strategy stops when nothing new is left. Tasks the DP cannot express are tuned by
-    meta-schedule's EvolutionarySearch instead.
+    measured again, except that a candidate whose build timed out (``is_build_timeout``) is proposed once
+    more, at the end of a later batch; the strategy stops when nothing new is left. Until a measurement of
+    the task has succeeded, the strategy also keeps the tune from ending without one (``_batch_size``).
+    Tasks the DP cannot express are tuned by meta-schedule's EvolutionarySearch instead.
 
     Parameters
     ----------
@@ -63,6 +81,9 @@ class MorelloSearch(PySearchStrategy):
         self._calibration = None
         self._learned = None
         self._measured: set[int] = set()
+        self._timed_out: list[int] = []  # keys whose build timed out, not proposed again yet
+        self._retried: set[int] = set()  # keys proposed again after a timeout (never a third time)
+        self._succeeded = False  # some measurement of the task succeeded (this tune or the database)
         self._max_trials = 0
         self._num_trials_per_iter = 0
         self._issued = 0
@@ -101,31 +122,39 @@ class MorelloSearch(PySearchStrategy):
     def post_tuning(self) -> None:
         if self._fallback is not None:
             self._fallback.post_tuning()
+        if self._calibration is not None:
+            self._calibration.store()
         self._reset()
         self._context = None  # the context holds this strategy: drop the cycle
 
     def generate_measure_candidates(self) -> list[MeasureCandidate] | None:
         if self._fallback is not None:
             return self._fallback.generate_measure_candidates()
-        budget = min(self._num_trials_per_iter, self._max_trials - self._issued)
-        if budget <= 0:
-            return None
         if self._symbolic is not None:
+            budget = min(self._num_trials_per_iter, self._max_trials - self._issued)
+            if budget <= 0:
+                return None
             batch = self._symbolic.next_batch(budget)
             self._issued += len(batch)
             return batch or None
+        size = self._batch_size()
+        if size <= 0:
+            return None
         try:
-            picks = self._pick(budget)
+            keys = self._next_keys(size)
         except Exception as err:  # noqa: BLE001
             logger.exception("MorelloSearch failed to pick candidates on task %r", _task_name(self._context))
             self._switch_to_fallback(f"MorelloSearch failed: {type(err).__name__}: {err}")
             return self._fallback.generate_measure_candidates()
-        if not picks:
+        if not keys:
             logger.info("MorelloSearch: no unmeasured candidate left for task %r", _task_name(self._context))
             return None
-        self._issued += len(picks)
-        self._measured.update(picks)
-        return [_measure_candidate(self._pool[key].schedule) for key in picks]
+        beyond = self._issued + len(keys) - self._max_trials
+        if beyond > 0:
+            logger.info("MorelloSearch: no successful measurement of task %r yet; %d candidate(s) beyond its %d "
+                        "trials", _task_name(self._context), beyond, self._max_trials)
+        self._issued += len(keys)
+        return [_measure_candidate(self._pool[key].schedule) for key in keys]
 
     def notify_runner_results(self, measure_candidates, results) -> None:
         if self._fallback is not None:
@@ -168,6 +197,41 @@ class MorelloSearch(PySearchStrategy):
 
     # ---- choosing candidates -----------------------------------------------------------------------
 
+    def _batch_size(self) -> int:
+        """How many candidates to propose now: ``min(num_trials_per_iter, max_trials - issued)`` once a
+        measurement has succeeded.
+
+        Until then the tune must not end with nothing to compile. meta-schedule's task scheduler asks for
+        candidates only while fewer than ``max_trials_global`` were issued, but builds and runs a whole batch
+        even past it (``TaskSchedulerNode::Tune``, src/s_tir/meta_schedule/task_scheduler/task_scheduler.cc).
+        So a batch that would use the last trials holds one back, to be asked again once its results are in;
+        and the call for the last trial (or, driven directly, any call past the budget) proposes one untried
+        candidate plus every timed-out one not yet retried. Each such call uses up candidates, so the
+        strategy stops once a measurement succeeded or nothing is left.
+        """
+        remaining = self._max_trials - self._issued
+        size = min(self._num_trials_per_iter, remaining)
+        if self._succeeded:
+            return size
+        if remaining > 1:
+            return min(size, remaining - 1)
+        return min(self._num_trials_per_iter, 1 + len(self._timed_out))
+
+    def _next_keys(self, size: int) -> list[int]:
+        """Up to ``size`` keys: untried candidates, then timed-out ones proposed again.
+
+        Retries take the batch's slots first but go at its end, behind at least one untried candidate when
+        there is one: a fresh builder worker pays its start-up (LocalBuilder: the tensor-intrinsic import)
+        on its first build, so the first builds of a batch are the ones likely to time out again.
+        """
+        n_retries = min(len(self._timed_out), size - 1)
+        picks = self._pick(size - n_retries)
+        self._measured.update(picks)
+        retries = self._timed_out[: size - len(picks)]
+        del self._timed_out[: len(retries)]
+        self._retried.update(retries)
+        return picks + retries
+
     def _pick(self, budget: int) -> list[int]:
         constants = self._calibration.constants()
         if constants is not None and constants is not self._pool.constants:
@@ -200,10 +264,14 @@ class MorelloSearch(PySearchStrategy):
         return [keys[i] for i in order[:count]]
 
     def _learn_from(self, measurements) -> None:
-        """Mark measurements as measured and feed them to the calibration and to the learned model."""
+        """Mark measurements as measured, note timed-out builds to retry, and feed the run times to the
+        calibration and to the learned model."""
         for m in measurements:
             self._measured.add(m.key)
+            if is_build_timeout(m.result) and m.key not in self._retried and m.key not in self._timed_out:
+                self._timed_out.append(m.key)
             seconds = median_seconds(m.result)
+            self._succeeded |= seconds is not None
             if seconds is not None and m.key in self._pool:
                 self._calibration.add(self._pool[m.key].program, seconds)
         self._learned.update(self._context, [m.candidate for m in measurements], [m.result for m in measurements])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...target.kernels import KERNELS, Kernel
+from ...target.kernels import Kernel
 from .base import Action
 
 
@@ -22,6 +22,6 @@ class Select(Action):
 
 
 def select_actions(spec, target):
-    for kernel in KERNELS:
+    for kernel in target.kernels:
         if kernel.applies(spec, target):
             yield Select(kernel)

@@ -19,10 +19,8 @@ def program_features(program, target) -> np.ndarray:
     return np.array([program_cost(program, CostConstants.unit(name), target) for name in CostConstants.names()])
 
 
-def fit_constants(
-    programs: Sequence, seconds: Sequence[float], target, prior: CostConstants | None = None, prior_weight: float = 0.3
-) -> CostConstants:
-    """Constants (in nanoseconds) that best explain measured ``seconds`` of ``programs``.
+def fit_features(features, seconds: Sequence[float], prior: CostConstants, prior_weight: float = 0.3) -> CostConstants:
+    """Constants (in nanoseconds) that best explain measured ``seconds`` of programs with these ``features``.
 
     Relative error is what ranking needs, so each row is scaled by 1 / measured time. The features of
     a few dozen programs are nearly collinear and timings are noisy, so each constant is also pulled
@@ -31,13 +29,9 @@ def fit_constants(
     """
     from scipy.optimize import nnls
 
-    from ..target import resolve_target
-
-    target = resolve_target(target)
-    if len(programs) != len(seconds) or not programs:
-        raise ValueError(f"need one measured time per program, got {len(programs)} programs and {len(seconds)} times")
-    prior = prior or CostConstants.default()
-    features = np.stack([program_features(p, target) for p in programs])
+    features = np.asarray(features, dtype=float)
+    if features.ndim != 2 or len(features) != len(seconds) or not len(seconds):
+        raise ValueError(f"need one measured time per feature row, got {len(features)} rows and {len(seconds)} times")
     nanoseconds = np.asarray(seconds, dtype=float) * 1e9
     weights = 1.0 / nanoseconds
     prior_vector = np.array(prior.as_vector())
@@ -49,3 +43,13 @@ def fit_constants(
     rhs = np.concatenate([np.ones_like(nanoseconds), np.where(anchor > 0, prior_weight, 0.0)])
     solution, _ = nnls(matrix, rhs)
     return CostConstants.from_vector(solution)
+
+
+def fit_constants(programs: Sequence, seconds: Sequence[float], target, prior: CostConstants | None = None,
+                  prior_weight: float = 0.3) -> CostConstants:
+    """``fit_features`` on the features of ``programs`` on ``target`` (a CpuTarget); the prior defaults to
+    the target's own constants."""
+    if len(programs) != len(seconds) or not programs:
+        raise ValueError(f"need one measured time per program, got {len(programs)} programs and {len(seconds)} times")
+    features = np.stack([program_features(p, target) for p in programs])
+    return fit_features(features, seconds, prior or target.constants, prior_weight)
