@@ -42,6 +42,7 @@ SHAPES = [
 ]
 QUICK_SHAPES = [("dense", (128, 768, 768)), ("dense", (16, 768, 768)), ("batch_matmul", (12, 128, 64, 128))]
 PREPACK_WIDTH = 64
+TIMING_ROUNDS = 5  # each candidate is timed this often, in turn with the others; its median counts
 
 
 def fma_peak_gflops() -> tuple[float | None, str | None]:
@@ -101,13 +102,13 @@ def bench_shape(op: str, shape: tuple[int, ...], top_k: int, ms_trials: int) -> 
     workload = make_workload(op, shape)
     row = {"op": op, "shape": "x".join(map(str, shape)), **synthesis_seconds(workload, top_k)}
     report = synthesize_workload(workload, target, top_k=top_k, table=MemoTable())
-    measure_candidates(report, target)
+    measure_candidates(report, target, rounds=TIMING_ROUNDS)
     row.update(top1_gflops=report.gflops[0], best_gflops=max(report.gflops),
                best_program=report.candidates[report.gflops.index(max(report.gflops))].program.configuration().__repr__())
     if op == "dense":
         packed = make_workload(op, shape, prepacked=PREPACK_WIDTH)
         packed_report = synthesize_workload(packed, target, top_k=top_k, table=MemoTable())
-        measure_candidates(packed_report, target)
+        measure_candidates(packed_report, target, rounds=TIMING_ROUNDS)
         row.update(prepacked_top1_gflops=packed_report.gflops[0], prepacked_best_gflops=max(packed_report.gflops))
     row["numpy_gflops"] = numpy_gflops(*numpy_equivalent(op, shape), workload.flops)
     row["ms_default_gflops"] = default_search_gflops(workload, ms_trials) if ms_trials else None

@@ -37,7 +37,8 @@ def main() -> None:
     print(f"fitting the shipped {args.isa} constants: {target.describe()}, measured on {host.describe()}")
     measured = measure_rounds(target, top_k=args.top_k, rounds=args.rounds)
     samples = as_samples(measured, target)
-    constants = fit_features([s.features for s in samples], [s.seconds for s in samples], shipped_constants(args.isa))
+    constants = fit_features([s.features for s in samples], [s.seconds for s in samples], shipped_constants(args.isa),
+                             groups=[s.workload for s in samples])
     print(quality_table(ranking_quality(measured, target.constants, constants, target)))
     path = SHIPPED_DIR / f"{args.isa}.json"
     doc = {"isa": args.isa, "fitted_on": f"{target.describe()} built for {mcpu}, measured on {host.describe()} "

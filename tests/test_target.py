@@ -80,10 +80,21 @@ def test_synth_prints_another_cpus_program_without_measuring(host, capsys):
 def test_fit_recovers_constants_that_explain_the_times_exactly():
     rng = np.random.default_rng(0)
     truth = CostConstants.from_vector(rng.uniform(0.1, 10.0, len(CostConstants.names())))
+    truth = CostConstants(**{**truth.as_dict(), "global_line": 3.0 * truth.l2_line})
     features = rng.uniform(0, 1000, (60, len(CostConstants.names())))
     seconds = features @ np.array(truth.as_vector()) * 1e-9
     fitted = fit_features(features, seconds, CostConstants(), prior_weight=1e-6)
     assert np.allclose(fitted.as_vector(), truth.as_vector(), rtol=1e-3)
+
+
+def test_fit_never_makes_memory_lines_cheaper_than_twice_l2_lines():
+    from tvm_morello.cost.fit import GLOBAL_OVER_L2
+
+    rng = np.random.default_rng(1)
+    truth = CostConstants(**{**CostConstants().as_dict(), "global_line": 1.0, "l2_line": 4.0})
+    features = rng.uniform(0, 1000, (40, len(CostConstants.names())))
+    fitted = fit_features(features, features @ np.array(truth.as_vector()) * 1e-9, CostConstants(), 1e-6)
+    assert fitted.global_line >= GLOBAL_OVER_L2 * fitted.l2_line * (1 - 1e-9) and fitted.l2_line > 0
 
 
 def _samples(count, seed, source="test"):

@@ -93,7 +93,7 @@ def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2,
         start = time.perf_counter()
         measured += measure_programs(target, constants, workloads, top_k, known, progress)
         constants = fit_features([program_features(p, target) for _, p, _ in measured], [s for _, _, s in measured],
-                                 shipped_constants(target.isa))
+                                 shipped_constants(target.isa), groups=[w.name for w, _, _ in measured])
         progress(f"round {round_index + 1}: {len(measured)} programs in all, {time.perf_counter() - start:.0f} s")
     return measured
 

@@ -74,10 +74,11 @@ def time_programs(workload: Workload, schedules, target, programs=None, *, round
     return [float(np.median(column)) for column in zip(*samples)]
 
 
-def measure_candidates(report: SynthesisReport, target) -> None:
-    """Build, check and time the report's candidates for ``target``, recording their GFLOP/s."""
+def measure_candidates(report: SynthesisReport, target, rounds: int = 3) -> None:
+    """Build, check and time the report's candidates for ``target`` (``rounds`` timings each, in turn), recording
+    their GFLOP/s."""
     seconds = time_programs(report.workload, [c.schedule for c in report.candidates], target,
-                            [c.program for c in report.candidates])
+                            [c.program for c in report.candidates], rounds=rounds)
     report.gflops.extend(report.workload.flops / s / 1e9 for s in seconds)
 
 

@@ -69,7 +69,7 @@ def isa_of(vector_bits: int) -> str:
 
 @functools.lru_cache(maxsize=None)
 def shipped_constants(isa: str) -> CostConstants:
-    """The fit shipped for ``isa`` (``scripts/calibrate.py --ship``): what a host without its own
+    """The fit shipped for ``isa`` (``scripts/calibrate.py --isa``): what a host without its own
     calibration uses; ``shipped/<isa>.json`` says which machine it was fitted on."""
     if isa not in ISAS:
         raise ValueError(f"isa {isa!r}: shipped cost constants exist for {ISAS}")

@@ -107,7 +107,8 @@ def refit(identity: str, isa: str, samples: Sequence[Sample], source: str, *, re
         merged.pop(sample.key, None)
         merged[sample.key] = sample
     kept = list(merged.values())[-MAX_SAMPLES:]
-    constants = fit_features([s.features for s in kept], [s.seconds for s in kept], shipped_constants(isa))
+    constants = fit_features([s.features for s in kept], [s.seconds for s in kept], shipped_constants(isa),
+                             groups=[s.workload for s in kept])
     sources = tuple(dict.fromkeys([*(stored.sources if stored else ()), source]))
     fit = StoredFit(identity, isa, constants, tuple(kept), sources, datetime.now(timezone.utc).isoformat(timespec="seconds"))
     save_fit(fit)

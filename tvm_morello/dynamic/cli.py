@@ -51,7 +51,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--b-layout", choices=["nk", "kn"], default="nk", help="batch_matmul: B as [b, n, k] or [b, k, n]")
     p.add_argument("--out", required=True, help="library path (.so); the manifest goes beside it as .json")
     p.add_argument("--work-dir", help="meta-schedule database directory (default: a temporary one)")
-    p.add_argument("--target", help="TVM target (default: the host CPU)")
+    p.add_argument("--target", help="LLVM CPU name or TVM target of this host (default: the host CPU); tuning "
+                                    "measures, so it needs the CPU itself")
     p.add_argument("--cap", type=int, default=TuningConfig.cap, help="most kernels per operator")
     p.add_argument("--max-candidates", type=int, default=TuningConfig.max_candidates, help="micro-kernels measured")
     p.add_argument("--shapes-per-kernel", type=int, default=TuningConfig.shapes_per_kernel,

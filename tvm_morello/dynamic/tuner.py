@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import MorelloError
-from ..target import CpuTarget, resolve_target
+from ..target import CpuTarget, require_host, resolve_target
 from .cost_model import ThroughputModel, adaptation
 from .dispatch import DispatchTree
 from .kernels import WEIGHT_PANEL_VECTORS, choose_panel, supports_dot
@@ -198,10 +198,11 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
 
 def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir: str | Path | None = None,
                  config: TuningConfig | None = None, show_progress: bool = True) -> list[OperatorPlan]:
-    """Tune every workload (records go to a JSONDatabase in ``work_dir``); prints a summary table."""
+    """Tune every workload (records go to a JSONDatabase in ``work_dir``) on this host; prints a summary table."""
     from tqdm.auto import tqdm
 
     target = resolve_target(target)
+    require_host(target, "tune")
     config = config or TuningConfig()
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
     measurer = KernelMeasurer(target, work_dir, number=config.number, repeat=config.repeat,
