@@ -18,6 +18,13 @@ import tvm_morello  # noqa: E402  (sets TVM_NUM_THREADS before tvm is imported)
 from tvm_morello.testing import NAMED_TARGETS, collect_handoff_log  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def private_calibration_cache(tmp_path_factory, monkeypatch):
+    """Each test (and every process it starts) stores calibrations in a directory of its own, so a tune driven
+    with made-up timings never feeds another test's cost constants."""
+    monkeypatch.setenv("TVM_MORELLO_CACHE_DIR", str(tmp_path_factory.mktemp("calibration")))
+
+
 @pytest.fixture(scope="session", params=sorted(NAMED_TARGETS))
 def cpu(request):
     """A named CPU (never the host): the test runs once for each ISA."""

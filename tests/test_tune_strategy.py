@@ -14,10 +14,11 @@ from tvm_morello.testing import (
     matmul,
     record_failed,
     record_key,
+    strategy_context,
     task_records,
     tune_with_morello,
 )
-from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only
+from tvm_morello.tune import MorelloSearch
 from tvm_morello.tune.learned import LearnedRanker
 from tvm_morello.tune.measured import module_key
 
@@ -55,16 +56,7 @@ def test_second_tune_in_same_work_dir_measures_only_new_candidates(tuned):
 
 
 def _context(func, strategy):
-    with cpu_tensor_intrinsics_only():
-        return ms.TuneContext(
-            mod=func,
-            target=TARGET,
-            space_generator="post-order-apply",
-            search_strategy=strategy,
-            task_name="main",
-            num_threads=1,
-            rand_state=0,
-        )
+    return strategy_context(func, strategy, TARGET)
 
 
 def _drive(context, max_trials, per_iter, seconds_of):
@@ -144,3 +136,14 @@ def test_clone_is_a_fresh_strategy_with_the_same_settings(monkeypatch):
     measured = _drive(_context(matmul(), clone), max_trials=3, per_iter=3, seconds_of=lambda c: 1e-3)
     assert requested[0] == 3
     assert len(measured) == 3
+
+
+def test_a_tune_adds_its_measurements_to_the_stored_calibration_of_its_cpu(host):
+    from tvm_morello.cost.store import load_fit
+
+    assert load_fit(host.identity) is None  # each test has a calibration directory of its own
+    seconds = lambda c: 1e-3 * (1 + module_key(c.sch.mod) % 7)  # noqa: E731
+    measured = _drive(_context(matmul(), MorelloSearch(top_k=4)), max_trials=6, per_iter=3, seconds_of=seconds)
+    fit = load_fit(host.identity)
+    assert fit is not None and fit.sources == ("MorelloSearch",)
+    assert 1 <= len(fit.samples) <= len(measured) and all(s.source == "MorelloSearch" for s in fit.samples)

@@ -15,6 +15,7 @@ import tvm_morello.lower
 from tvm_morello import ops
 from tvm_morello.tune import FastBuilder, MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
 from tvm_morello.tune.measured import FAILED_RUN_SECONDS, module_key
+from tvm_morello.testing import strategy_context
 from tvm_morello.tune.strategy import is_build_timeout
 
 TARGET = tvm_morello.resolve_target(None).tvm_target()
@@ -40,16 +41,7 @@ def drive(strategy, max_trials, per_iter, outcome):
 
     Returns the batches, each a list of module keys, in the order proposed.
     """
-    with cpu_tensor_intrinsics_only():
-        context = ms.TuneContext(
-            mod=matmul(),
-            target=TARGET,
-            space_generator="post-order-apply",
-            search_strategy=strategy,
-            task_name="main",
-            num_threads=1,
-            rand_state=0,
-        )
+    context = strategy_context(matmul(), strategy, TARGET)
     context.pre_tuning(max_trials, per_iter, design_spaces=[], database=ms.database.MemoryDatabase(), cost_model=None)
     batches = []
     while (candidates := context.generate_measure_candidates()) is not None:

@@ -39,6 +39,20 @@ def host_tvm_target() -> tvm.target.Target:
     return host_target().tvm_target()
 
 
+def strategy_context(func, strategy, target=None) -> ms.TuneContext:
+    """A single-threaded, seeded TuneContext for driving ``strategy`` on ``func`` without tune_tir."""
+    with cpu_tensor_intrinsics_only():
+        return ms.TuneContext(
+            mod=func,
+            target=target or host_tvm_target(),
+            space_generator="post-order-apply",
+            search_strategy=strategy,
+            task_name="main",
+            num_threads=1,
+            rand_state=0,
+        )
+
+
 # --------------------------------------------------------------------------------------------------
 # Workloads
 

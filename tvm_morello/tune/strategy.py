@@ -45,7 +45,9 @@ class MorelloSearch(PySearchStrategy):
     measured again, except that a candidate whose build timed out (``is_build_timeout``) is proposed once
     more, at the end of a later batch; the strategy stops when nothing new is left. Until a measurement of
     the task has succeeded, the strategy also keeps the tune from ending without one (``_batch_size``).
-    Tasks the DP cannot express are tuned by meta-schedule's EvolutionarySearch instead.
+    Tasks the DP cannot express are tuned by meta-schedule's EvolutionarySearch instead. When a task ends, its
+    measurements join the stored calibration of the target's CPU (``tvm_morello.cost.store``), which is refit,
+    so later runs on that CPU rank with them.
 
     Parameters
     ----------
