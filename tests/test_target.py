@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-import tvm_morello
 from tvm_morello import CpuTarget, UnsupportedTargetError
 from tvm_morello.cost import CostConstants, fit_features, shipped_constants
 from tvm_morello.cost.store import CACHE_DIR_ENV, Sample, fit_path, load_fit, refit

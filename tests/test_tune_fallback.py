@@ -4,7 +4,6 @@ import logging
 import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 
 import numpy as np
-import pytest
 from tvm.s_tir import meta_schedule as ms
 
 import tvm_morello.lower

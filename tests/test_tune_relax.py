@@ -2,7 +2,6 @@
 import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 
 import numpy as np
-import pytest
 import tvm
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms

@@ -77,12 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
     _add_calibrate(subparsers)
-    try:
-        from .dynamic.cli import add_subcommand
-    except ImportError:  # pragma: no cover - the dynamic package is part of the distribution
-        add_subcommand = None
-    if add_subcommand is not None:
-        add_subcommand(subparsers)
+    from .dynamic.cli import add_subcommand
+
+    add_subcommand(subparsers)
     return parser
 
 

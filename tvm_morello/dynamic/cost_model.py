@@ -137,9 +137,3 @@ class ThroughputModel:
 
         return np.array([[overhead(mk) + self._compute_seconds(workload, mk, panel, env)
                           for mk in micros] for env in envs])
-
-    def predict(self, workload: DynamicWorkload, panel: int, micros: Sequence[MicroKernel],
-                envs: Sequence[Mapping[str, int]]) -> np.ndarray:
-        """Predicted GFLOP/s, shape [len(envs), len(micros)]."""
-        flops = np.array([workload.flops(env) for env in envs], dtype=float)[:, None]
-        return flops / self.predict_seconds(workload, panel, micros, envs) / 1e9

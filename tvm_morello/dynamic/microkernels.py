@@ -99,11 +99,7 @@ def _dp_worker(queue, target, k, n, top_k) -> None:
 @functools.lru_cache(maxsize=64)
 def dp_microkernels(target: CpuTarget, k: int, n: int, *, top_k: int = 8, timeout_s: float = 30.0) -> tuple[MicroKernel, ...] | None:
     """Distinct register tiles of the Morello DP's top-k programs on register/L1-sized dense specs
-    (m = 8 rows, n = one panel, the real k); None if the DP is unavailable, fails or exceeds ``timeout_s``."""
-    try:
-        import tvm_morello.search  # noqa: F401
-    except ImportError:
-        return None
+    (m = 8 rows, n = one panel, the real k); None if the DP fails or exceeds ``timeout_s``."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     worker = context.Process(target=_dp_worker, args=(queue, target, min(k, 4096), n, top_k), daemon=True)

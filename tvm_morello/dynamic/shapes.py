@@ -118,12 +118,6 @@ class DynamicWorkload:
         shapes = [{name: int(values[i]) for (name, values, _), i in zip(per_var, c)} for c in combos]
         return shapes, weights / weights.sum()
 
-    def check_env(self, env: Mapping[str, int]) -> None:
-        for name, r in self.ranges:
-            v = env.get(name)
-            if v is None or not (r.lo <= v <= r.hi):
-                raise InvalidShapeError(f"{self.name}: {name}={v} outside the declared range {r.lo}..{r.hi}")
-
     def input_shapes(self, env: Mapping[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Shapes of A and of B as the user holds them (B unpacked)."""
         b, m, k, n = self.dims(env)

@@ -1,7 +1,6 @@
 """Top-down memoised dynamic programming over rewrites, keeping the k cheapest programs per spec."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,11 +20,10 @@ def _peak_with(allocation: MemoryLimits, children: Sequence[Program]) -> MemoryL
 
 @dataclass
 class SearchStats:
-    """Matmul specs searched, specs answered by the memo table, and wall time."""
+    """Matmul specs searched and specs answered by the memo table."""
 
     specs_solved: int = 0
     served_from_table: int = 0
-    seconds: float = 0.0
 
 
 class Synthesizer:
@@ -150,9 +148,4 @@ def synthesize(
     table=None,
 ) -> list[Program]:
     """The ``top_k`` cheapest programs implementing ``spec`` on ``target``, cheapest first."""
-    target = resolve_target(target)
-    synthesizer = Synthesizer(target, constants, top_k, table)
-    start = time.perf_counter()
-    programs = list(synthesizer.solve(spec))
-    synthesizer.stats.seconds = time.perf_counter() - start
-    return programs
+    return list(Synthesizer(resolve_target(target), constants, top_k, table).solve(spec))

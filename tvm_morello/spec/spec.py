@@ -89,9 +89,6 @@ class Matmul:
         """Logical 2-D shape of an operand tile (the batch dimension is a loop around it)."""
         return {"lhs": (self.m, self.k), "rhs": (self.k, self.n), "out": (self.m, self.n)}[role]
 
-    def with_operand(self, role: str, operand: Operand) -> "Matmul":
-        return replace(self, **{role: operand})
-
     def __str__(self) -> str:
         acc = "MatmulAccum" if self.accumulate else "Matmul"
         batch = f"{self.b}x" if self.b > 1 else ""
