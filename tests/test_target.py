@@ -129,3 +129,18 @@ def test_a_new_process_uses_the_stored_calibration_and_warns_without_one(tmp_pat
     tuned = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert "calibrate" not in tuned.stderr
     assert CostConstants.from_dict(json.loads(tuned.stdout)) == fit.constants
+
+
+def test_calibrate_stores_its_fit_after_every_round(host, monkeypatch):
+    from tvm_morello import calibration
+    from tvm_morello.ops import dense
+
+    monkeypatch.setattr(calibration, "WORKLOADS", (lambda: dense(8, 64, 64), lambda: dense(24, 128, 64)))
+    rounds_stored = []
+    monkeypatch.setattr(calibration, "refit", lambda *a, **k: rounds_stored.append(len(a[2])) or refit(*a, **k))
+    fit, quality = calibration.calibrate_host(host, top_k=2, rounds=2, progress=lambda line: None)
+    assert [q.workload for q in quality] == ["dense_8x64x64", "dense_24x128x64"]
+    assert all(q.programs >= 2 and q.best_gflops > 0 and q.top1_slowdown_after >= 1.0 for q in quality)
+    assert len(rounds_stored) == 3 and rounds_stored[0] <= rounds_stored[1]  # stored after each round, then at the end
+    assert load_fit(host.identity) == fit and fit.sources == ("calibrate",)
+    assert {s.workload for s in fit.samples} == {"dense_8x64x64", "dense_24x128x64"}

@@ -81,10 +81,11 @@ def measure_programs(target: CpuTarget, constants, workloads: Sequence[Workload]
 
 
 
-def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2,
-                   progress: Callable[[str], None] = print) -> list[Measured]:
+def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2, progress: Callable[[str], None] = print,
+                   after_round: Callable[[list], None] | None = None) -> list[Measured]:
     """``rounds`` rounds of the DP's top-k on the calibration workloads, measured here (``target`` must be the
-    host, or an ISA the host runs when fitting a shipped default); each round uses the previous round's fit."""
+    host, or an ISA the host runs when fitting a shipped default); each round uses the previous round's fit.
+    ``after_round`` gets everything measured so far after each round."""
     workloads = [make() for make in WORKLOADS]
     constants = target.constants
     measured: list[Measured] = []
@@ -95,6 +96,8 @@ def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2,
         constants = fit_features([program_features(p, target) for _, p, _ in measured], [s for _, _, s in measured],
                                  shipped_constants(target.isa), groups=[w.name for w, _, _ in measured])
         progress(f"round {round_index + 1}: {len(measured)} programs in all, {time.perf_counter() - start:.0f} s")
+        if after_round is not None:
+            after_round(measured)
     return measured
 
 
@@ -116,9 +119,13 @@ def ranking_quality(measured: Sequence[Measured], before, after, target: CpuTarg
 
 def calibrate_host(target: CpuTarget, *, top_k: int = 8, rounds: int = 2,
                    progress: Callable[[str], None] = print) -> tuple[StoredFit, list[WorkloadQuality]]:
-    """Calibrate ``target`` (the host) from scratch and store the fit under its CPU identity."""
-    measured = measure_rounds(target, top_k=top_k, rounds=rounds, progress=progress)
-    fit = refit(target.identity, target.isa, as_samples(measured, target), "calibrate", replace_stored=True)
+    """Calibrate ``target`` (the host) from scratch and store the fit under its CPU identity. The fit is stored
+    after every round, so an interrupted calibration keeps its finished rounds."""
+    def store(measured):
+        return refit(target.identity, target.isa, as_samples(measured, target), "calibrate", replace_stored=True)
+
+    measured = measure_rounds(target, top_k=top_k, rounds=rounds, progress=progress, after_round=store)
+    fit = store(measured)
     return fit, ranking_quality(measured, target.constants, fit.constants, target)
 
 
