@@ -15,7 +15,8 @@ import numpy as np
 from .cost import fit_features, program_cost, program_features, shipped_constants
 from .cost.store import Sample, StoredFit, refit
 from .ops import Workload, batch_matmul, dense
-from .synth import time_programs
+from .measure import build_all
+from .synth import time_built
 from .target import CpuTarget
 
 ROUNDS, MIN_SECONDS = 3, 0.05  # each program timed in turn with its workload's others, median of 3
@@ -31,7 +32,6 @@ WORKLOADS: tuple[Callable[[], Workload], ...] = (
     lambda: batch_matmul(8, 96, 64, 96),
     lambda: batch_matmul(8, 96, 96, 64),
 )
-
 
 Measured = tuple  # (workload, program, seconds)
 
@@ -69,16 +69,15 @@ def measure_programs(target: CpuTarget, constants, workloads: Sequence[Workload]
                 known.add(program.tree_key())
                 fresh.append((workload, program, lower_program(workload.func, program, target)))
     progress(f"synthesised {len(fresh)} new programs; building and timing them")
+    libs = build_all([schedule for _, _, schedule in fresh], target)  # one worker pool for the whole round
     measured = []
     for workload in workloads:
-        mine = [(program, schedule) for w, program, schedule in fresh if w is workload]
+        mine = [(program, lib) for (w, program, _), lib in zip(fresh, libs) if w is workload]
         if mine:
-            seconds = time_programs(workload, [s for _, s in mine], target, [p for p, _ in mine],
-                                    rounds=ROUNDS, min_seconds=MIN_SECONDS)
+            seconds = time_built(workload, [lib for _, lib in mine], [p for p, _ in mine],
+                                 rounds=ROUNDS, min_seconds=MIN_SECONDS)
             measured += [(workload, program, t) for (program, _), t in zip(mine, seconds)]
     return measured
-
-
 
 
 def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2, progress: Callable[[str], None] = print,
@@ -86,6 +85,8 @@ def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2, progre
     """``rounds`` rounds of the DP's top-k on the calibration workloads, measured here (``target`` must be the
     host, or an ISA the host runs when fitting a shipped default); each round uses the previous round's fit.
     ``after_round`` gets everything measured so far after each round."""
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds}: need at least one round")
     workloads = [make() for make in WORKLOADS]
     constants = target.constants
     measured: list[Measured] = []
@@ -102,7 +103,7 @@ def measure_rounds(target: CpuTarget, *, top_k: int = 8, rounds: int = 2, progre
 
 
 def as_samples(measured: Sequence[Measured], target: CpuTarget) -> list[Sample]:
-    return [Sample(w.name, tuple(map(float, program_features(p, target))), s, "calibrate") for w, p, s in measured]
+    return [Sample.of(w.name, p, s, target, "calibrate") for w, p, s in measured]
 
 
 def ranking_quality(measured: Sequence[Measured], before, after, target: CpuTarget) -> list[WorkloadQuality]:
@@ -121,12 +122,14 @@ def calibrate_host(target: CpuTarget, *, top_k: int = 8, rounds: int = 2,
                    progress: Callable[[str], None] = print) -> tuple[StoredFit, list[WorkloadQuality]]:
     """Calibrate ``target`` (the host) from scratch and store the fit under its CPU identity. The fit is stored
     after every round, so an interrupted calibration keeps its finished rounds."""
+    stored: list[StoredFit] = []
+
     def store(measured):
-        return refit(target.identity, target.isa, as_samples(measured, target), "calibrate", replace_stored=True)
+        stored.append(refit(target.identity, target.isa, as_samples(measured, target), "calibrate",
+                            replace_stored=True))
 
     measured = measure_rounds(target, top_k=top_k, rounds=rounds, progress=progress, after_round=store)
-    fit = store(measured)
-    return fit, ranking_quality(measured, target.constants, fit.constants, target)
+    return stored[-1], ranking_quality(measured, target.constants, stored[-1].constants, target)
 
 
 def quality_table(quality: Sequence[WorkloadQuality]) -> str:

@@ -60,12 +60,17 @@ def check_built(workload: Workload, lib, program=None) -> None:
 
 def time_programs(workload: Workload, schedules, target, programs=None, *, rounds: int = 3,
                   min_seconds: float = 0.2) -> list[float]:
-    """Build ``schedules`` for ``target`` (a CpuTarget this host runs) in parallel, check each against numpy,
-    and return each one's seconds per call: the median of ``rounds`` timings taken in turn, so that a slow
-    moment of the machine does not fall on one program alone."""
-    from .measure import build_all, time_kernel
+    """Build ``schedules`` for ``target`` (a CpuTarget this host runs) in parallel, then ``time_built``."""
+    from .measure import build_all
 
-    libs = build_all(schedules, target)
+    return time_built(workload, build_all(schedules, target), programs, rounds=rounds, min_seconds=min_seconds)
+
+
+def time_built(workload: Workload, libs, programs=None, *, rounds: int = 3, min_seconds: float = 0.2) -> list[float]:
+    """Check each built kernel against numpy and return its seconds per call: the median of ``rounds`` timings
+    taken in turn, so that a slow moment of the machine does not fall on one program alone."""
+    from .measure import time_kernel
+
     for lib, program in zip(libs, programs or [None] * len(libs)):
         check_built(workload, lib, program)
     arrays = workload.random_inputs()

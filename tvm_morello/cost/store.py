@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from .fit import fit_features
+from .fit import fit_features, program_features
 from .constants import CostConstants, shipped_constants
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ class Sample:
     features: tuple[float, ...]
     seconds: float
     source: str
+
+    @classmethod
+    def of(cls, workload: str, program, seconds: float, target, source: str) -> "Sample":
+        """A measured ``program`` (a search Program) on ``target`` (a CpuTarget) as a sample."""
+        return cls(workload, tuple(map(float, program_features(program, target))), float(seconds), source)
 
     @property
     def key(self) -> tuple:

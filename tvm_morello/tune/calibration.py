@@ -52,12 +52,10 @@ class Calibration:
         grouped under each program's root spec."""
         if len(self.seconds) < self.min_points:
             return
-        from ..cost import program_features
         from ..cost.store import Sample, refit
 
         try:
-            samples = [Sample(str(p.spec), tuple(map(float, program_features(p, self.target))), s, source)
-                       for p, s in zip(self.programs, self.seconds)]
+            samples = [Sample.of(str(p.spec), p, s, self.target, source) for p, s in zip(self.programs, self.seconds)]
             refit(self.target.identity, self.target.isa, samples, source)
         except Exception:  # noqa: BLE001 - the tune's results stand without it
             logger.exception("could not add %d measurements to the calibration of %s", len(self.seconds),
