@@ -182,7 +182,7 @@ def main() -> None:
 
     import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm)
     from tvm_morello import dynamic as dyn
-    from tvm_morello.export import export_library, load_library
+    from tvm_morello.library import export_library, load_library
 
     cfg = settings(args.quick)
     out_dir = Path(args.out)

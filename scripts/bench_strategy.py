@@ -118,7 +118,7 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
 
     from tvm_morello.target import resolve_target
     from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
-    from tvm_morello.tune.measured import median_seconds
+    from tvm_morello.measure.records import median_seconds
 
     trials: list[dict] = []
     best: dict[int, object] = {}  # checkpoint -> best schedule among that many first trials

@@ -21,12 +21,13 @@ import tvm_morello  # noqa: F401  (threads before tvm)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
 
-from tvm_morello.measure import numpy_gflops  # noqa: E402
-from tvm_morello.ops import make_workload  # noqa: E402
+from tvm_morello.measure.timing import numpy_gflops  # noqa: E402
+from tvm_morello.spec.operators import make_workload  # noqa: E402
 from tvm_morello.search import Synthesizer  # noqa: E402
 from tvm_morello.search.table import MemoTable  # noqa: E402
 from tvm_morello.spec.recognize import recognize  # noqa: E402
-from tvm_morello.synth import measure_candidates, numpy_equivalent, synthesize_workload  # noqa: E402
+from tvm_morello.cli.synth import numpy_equivalent  # noqa: E402
+from tvm_morello.synth import measure_candidates, synthesize_workload  # noqa: E402
 from tvm_morello.target import detect_cpu  # noqa: E402
 
 SHAPES = [
@@ -82,7 +83,7 @@ def default_search_gflops(workload, trials: int) -> float | None:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    from tvm_morello.measure import time_kernel
+    from tvm_morello.measure.timing import time_kernel
     from tvm_morello.tune import tune
 
     target = detect_cpu().tvm_target()

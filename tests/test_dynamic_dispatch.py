@@ -8,11 +8,11 @@ from hypothesis import given, settings, strategies as st
 from tvm_morello import dynamic as dyn
 from tvm_morello.dynamic.cost_model import adaptation, calibrate_alpha
 from tvm_morello.dynamic.dispatch import DispatchTree, Node
-from tvm_morello.dynamic.measure import Measurement
-from tvm_morello.dynamic.microkernels import MicroKernel
+from tvm_morello.measure.kernels import Measurement
+from tvm_morello.codegen.microkernel import MicroKernel
 from tvm_morello.dynamic.plan import OperatorPlan
 from tvm_morello.dynamic.set_cover import assign, assign_in_runs, greedy_set_cover
-from tvm_morello.export import compile_library
+from tvm_morello.library import compile_library
 
 TARGET = tvm_morello.resolve_target(None)
 
@@ -202,7 +202,7 @@ def test_cost_model_learns_overhead_and_throughput():
 
 
 def test_measured_pairs_override_the_model_and_nothing_else():
-    from tvm_morello.dynamic.tuner import with_measured
+    from tvm_morello.dynamic.planning import with_measured
 
     shapes = [{"T": 1}, {"T": 5}, {"T": 9}]
     micros = [MicroKernel(4, 16), MicroKernel(2, 4, dot=True)]
@@ -217,7 +217,7 @@ def test_measured_pairs_override_the_model_and_nothing_else():
 
 
 def test_measurement_shapes_span_the_range_on_a_log_scale():
-    from tvm_morello.dynamic.tuner import measurement_shapes
+    from tvm_morello.dynamic.jobs import measurement_shapes
 
     qk = dyn.batch_matmul(4, "T", 64, "T", {"T": (1, 128)}, name="qk")
     shapes, _ = qk.tuning_shapes(128)

@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 
 from tvm_morello import dynamic as dyn
-from tvm_morello.dynamic import kernels
-from tvm_morello.dynamic.microkernels import (
-    RESERVED_VREGS,
-    MicroKernel,
-    candidate_microkernels,
-    hardware_microkernels,
-)
+from tvm_morello.codegen import kernel_funcs as kernels
+from tvm_morello.codegen.microkernel import RESERVED_VREGS, MicroKernel
+from tvm_morello.dynamic.candidates import candidate_microkernels, hardware_microkernels
 
 TARGET = tvm_morello.resolve_target(None)
 PANEL = 32
@@ -106,7 +102,8 @@ def test_dot_kernel_needs_transposed_activation_with_vector_k(cpu):
 
 
 def test_dot_candidates_only_where_supported(cpu):
-    from tvm_morello.dynamic.tuner import TuningConfig, workload_candidates
+    from tvm_morello.dynamic.config import TuningConfig
+    from tvm_morello.dynamic.jobs import workload_candidates
 
     config = TuningConfig(max_candidates=2)
     assert any(mk.dot for mk in workload_candidates(WORKLOADS["qk"], cpu, config))
@@ -140,7 +137,7 @@ def test_hardware_candidates_fit_register_file(cpu):
 
 
 def test_candidates_come_from_the_morello_dp(cpu):
-    from tvm_morello.dynamic.microkernels import dp_microkernels
+    from tvm_morello.dynamic.candidates import dp_microkernels
 
     ranked = dp_microkernels(cpu, 64, 64)
     assert ranked, "the Morello DP gave no register tiles"

@@ -7,7 +7,8 @@ import pytest
 
 from tvm_morello import dynamic as dyn
 from tvm_morello.tune import fast_builder
-from tvm_morello.dynamic.strategy_route import build_library_from_database, propose_symbolic_candidates
+from tvm_morello.library import build_library_from_database
+from tvm_morello.tune.symbolic import propose_symbolic_candidates
 from tvm_morello.testing import symbolic_dense as _symbolic_dense
 
 TARGET = tvm_morello.resolve_target(None)
@@ -81,7 +82,7 @@ def test_strategy_records_found_by_compile_tir_and_library_built(tmp_path):
         np.testing.assert_allclose(out.numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
 
     lib = build_library_from_database(db, func, {"m": (1, 40)}, tmp_path / "lib.so", TARGET, config=CONFIG)
-    vm, manifest = tvm_morello.export.load_library(lib.library)
+    vm, manifest = tvm_morello.library.load_library(lib.library)
     assert manifest["operators"][0]["tuning"]["source"] == "meta-schedule database"
     x = rng.standard_normal((13, 64), dtype=np.float32)
     np.testing.assert_allclose(vm["dense"](tvm.runtime.tensor(x), tvm.runtime.tensor(w)).numpy(), x @ w.T,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tvm_morello import dynamic as dyn
-from tvm_morello.dynamic.cli import main as cli_main
+from tvm_morello.cli.dynamic import main as cli_main
 
 TARGET = tvm_morello.resolve_target(None)
 TINY = dyn.TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2,
@@ -40,7 +40,7 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
 
 
 def test_interrupted_measurement_resumes_from_the_database(tmp_path):
-    from tvm_morello.dynamic.kernels import choose_panel
+    from tvm_morello.codegen.kernel_funcs import choose_panel
 
     wl = dyn.dense(64, 64, (1, 40))
     micros = [dyn.MicroKernel(2, 16), dyn.MicroKernel(1, 16, parallel=False)]
@@ -103,7 +103,7 @@ def test_cli_names_a_bad_range(tmp_path, capsys, args, message):
 
 def test_cli_bert_base_preset_declares_the_five_matmuls():
     from tvm_morello.cli import build_parser
-    from tvm_morello.dynamic.cli import workloads_from_args
+    from tvm_morello.cli.dynamic import workloads_from_args
 
     args = build_parser().parse_args(["tune-dynamic", "--op", "bert-base", "--batch", "2", "--range", "T=1:64",
                                       "--out", "bert.so"])

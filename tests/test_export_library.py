@@ -11,10 +11,10 @@ import pytest
 
 from tvm_morello import dynamic as dyn
 from tvm_morello.dynamic.dispatch import DispatchTree, Node
-from tvm_morello.dynamic.microkernels import MicroKernel
+from tvm_morello.codegen.microkernel import MicroKernel
 from tvm_morello.dynamic.plan import OperatorPlan
 from tvm_morello.errors import VerificationError
-from tvm_morello.export import export_library, read_manifest
+from tvm_morello.library import export_library, read_manifest
 
 TARGET = tvm_morello.resolve_target(None)
 
@@ -91,7 +91,7 @@ def test_fresh_process_without_tvm_morello_runs_library(exported):
 def test_out_of_range_shape_raises_clear_error(exported):
     import tvm
 
-    vm, _ = tvm_morello.export.load_library(exported.library)
+    vm, _ = tvm_morello.library.load_library(exported.library)
     with pytest.raises(ValueError, match=r"qk: shape outside the declared range \(T in 1\.\.24\)"):
         vm["qk"](tvm.runtime.tensor(np.zeros((2, 25, 64), "float32")), tvm.runtime.tensor(np.zeros((2, 25, 64), "float32")))
     with pytest.raises(ValueError, match=r"dense: shape outside the declared range \(m in 1\.\.40\)"):

@@ -4,8 +4,8 @@ import pytest
 import tvm
 
 from tvm_morello import InvalidShapeError, UnsupportedOperatorError
-from tvm_morello.lower import candidate_schedules, plan_loops
-from tvm_morello.ops import batch_matmul, dense, make_workload, matmul
+from tvm_morello.codegen import candidate_schedules, plan_loops
+from tvm_morello.spec.operators import batch_matmul, dense, make_workload, matmul
 
 
 def run(schedule, workload, arrays):

@@ -11,7 +11,7 @@ from tvm_morello.spec import COL, ROW, Layout, Level, Matmul, MemoryLimits, Oper
 from tvm_morello.spec.recognize import recognize
 from tvm_morello.target import resolve_target
 
-from tvm_morello.ops import batch_matmul, dense, matmul
+from tvm_morello.spec.operators import batch_matmul, dense, matmul
 
 LIMITS = MemoryLimits(32, 512)
 layouts = st.sampled_from([ROW, COL, panel(16), panel(32)])

@@ -133,7 +133,7 @@ def test_a_new_process_uses_the_stored_calibration_and_warns_without_one(tmp_pat
 
 def test_calibrate_stores_its_fit_after_every_round(host, monkeypatch):
     from tvm_morello import calibration
-    from tvm_morello.ops import dense
+    from tvm_morello.spec.operators import dense
 
     monkeypatch.setattr(calibration, "WORKLOADS", (lambda: dense(8, 64, 64), lambda: dense(24, 128, 64)))
     rounds_stored = []

@@ -6,7 +6,8 @@ import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm loads)
 import numpy as np
 from tvm.s_tir import meta_schedule as ms
 
-import tvm_morello.lower
+import tvm_morello.codegen
+import tvm_morello.tune.pool
 from tvm_morello.testing import (
     assert_best_matmul_correct,
     host_tvm_target,
@@ -38,7 +39,7 @@ def test_unexpected_core_error_falls_back_instead_of_failing(tmp_path, handoff_l
     def broken(*args, **kwargs):
         raise RuntimeError("simulated bug in the core")
 
-    monkeypatch.setattr(tvm_morello.lower, "candidate_schedules", broken)
+    monkeypatch.setattr(tvm_morello.tune.pool, "candidate_schedules", broken)
     func = matmul()
     database = tune_with_morello(func, tmp_path, max_trials=4, per_iter=2)
     assert task_records(database, func), "the fallback measured nothing"

@@ -22,7 +22,7 @@ from tvm_morello.testing import (
     task_records,
 )
 from tvm_morello.tune import fast_builder, repair_work_dir, tune
-from tvm_morello.tune.measured import module_key
+from tvm_morello.measure.records import module_key
 
 TARGET = host_tvm_target()
 

@@ -5,8 +5,9 @@ import pytest
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
-import tvm_morello.cost
-import tvm_morello.lower
+import tvm_morello.tune.refit
+import tvm_morello.codegen
+import tvm_morello.tune.pool
 from tvm_morello.testing import (
     assert_best_matmul_correct,
     dp_keys,
@@ -20,7 +21,7 @@ from tvm_morello.testing import (
 )
 from tvm_morello.tune import MorelloSearch
 from tvm_morello.tune.learned import LearnedRanker
-from tvm_morello.tune.measured import module_key
+from tvm_morello.measure.records import module_key
 
 TARGET = host_tvm_target()
 
@@ -73,13 +74,13 @@ def _drive(context, max_trials, per_iter, seconds_of):
 
 
 def test_stops_with_none_when_every_dp_candidate_was_measured(monkeypatch):
-    real = tvm_morello.lower.candidate_schedules
+    real = tvm_morello.codegen.candidate_schedules
 
     def capped(f, target=None, top_k=8, constants=None):
         """A DP that knows only its first 5 programs, whatever the constants."""
         return real(f, target=target, top_k=min(top_k, 5))
 
-    monkeypatch.setattr(tvm_morello.lower, "candidate_schedules", capped)
+    monkeypatch.setattr(tvm_morello.tune.pool, "candidate_schedules", capped)
     func = matmul()
     measured = _drive(_context(func, MorelloSearch(top_k=2)), max_trials=1000, per_iter=2, seconds_of=lambda c: 1e-3)
     reachable = set(dp_keys(func, top_k=5))
@@ -89,7 +90,7 @@ def test_stops_with_none_when_every_dp_candidate_was_measured(monkeypatch):
 
 def test_later_batches_use_refit_constants_and_the_learned_model(monkeypatch):
     calls = {"fit": 0, "constants": 0, "rank": 0}
-    real_dp, real_fit = tvm_morello.lower.candidate_schedules, tvm_morello.cost.fit_constants
+    real_dp, real_fit = tvm_morello.codegen.candidate_schedules, tvm_morello.tune.refit.fit_constants
     real_rank = LearnedRanker.rank
 
     def dp(f, target=None, top_k=8, constants=None):
@@ -104,8 +105,8 @@ def test_later_batches_use_refit_constants_and_the_learned_model(monkeypatch):
         calls["rank"] += 1
         return real_rank(self, context, candidates)
 
-    monkeypatch.setattr(tvm_morello.lower, "candidate_schedules", dp)
-    monkeypatch.setattr(tvm_morello.cost, "fit_constants", fit)
+    monkeypatch.setattr(tvm_morello.tune.pool, "candidate_schedules", dp)
+    monkeypatch.setattr(tvm_morello.tune.refit, "fit_constants", fit)
     monkeypatch.setattr(LearnedRanker, "rank", rank)
     func = matmul()
     mod = _normalize_mod(func)
@@ -122,13 +123,13 @@ def test_later_batches_use_refit_constants_and_the_learned_model(monkeypatch):
 
 def test_clone_is_a_fresh_strategy_with_the_same_settings(monkeypatch):
     requested = []
-    real = tvm_morello.lower.candidate_schedules
+    real = tvm_morello.codegen.candidate_schedules
 
     def dp(f, target=None, top_k=8, constants=None):
         requested.append(top_k)
         return real(f, target=target, top_k=top_k, constants=constants)
 
-    monkeypatch.setattr(tvm_morello.lower, "candidate_schedules", dp)
+    monkeypatch.setattr(tvm_morello.tune.pool, "candidate_schedules", dp)
     strategy = MorelloSearch(top_k=3)
     clone = strategy.clone()  # what tune_tir runs: the C++ handle of a new MorelloSearch
     assert isinstance(clone, ms.search_strategy.SearchStrategy)

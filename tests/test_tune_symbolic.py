@@ -4,11 +4,11 @@ import tvm_morello  # noqa: F401  (before tvm)
 
 import numpy as np
 import tvm
-from tvm_ffi import structural_equal
 from tvm.s_tir import meta_schedule as ms
 
 from tvm_morello.dynamic import TuningConfig
-from tvm_morello.dynamic.strategy_route import build_library_from_database
+from tvm_morello.library import build_library_from_database
+from tvm_morello.measure.records import records_of
 from tvm_morello.testing import host_target, matmul, record_failed, symbolic_dense
 from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder, tune
 from tvm_morello.tune.symbolic import no_op_space
@@ -18,8 +18,7 @@ RANGES = {"m": (1, 64)}
 
 
 def _symbolic_records(db, func):
-    mod = tvm.IRModule({"main": func})
-    return [r for r in db.get_all_tuning_records() if structural_equal(r.workload.mod, mod)]
+    return records_of(db, tvm.IRModule({"main": func}))
 
 
 def test_tune_tir_symbolic_then_library(tmp_path):
@@ -46,7 +45,7 @@ def test_tune_tir_symbolic_then_library(tmp_path):
 
     lib = build_library_from_database(db, func, RANGES, tmp_path / "lib.so", TARGET,
                                       config=TuningConfig(max_candidates=2, shapes_per_kernel=2))
-    vm, manifest = tvm_morello.export.load_library(lib.library)
+    vm, manifest = tvm_morello.library.load_library(lib.library)
     assert manifest["operators"][0]["tuning"]["source"] == "meta-schedule database"
     rng = np.random.default_rng(0)
     w = rng.standard_normal((96, 64), dtype=np.float32)

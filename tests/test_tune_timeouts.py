@@ -11,10 +11,11 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder, local_builder
 
-import tvm_morello.lower
-from tvm_morello import ops
+import tvm_morello.codegen
+import tvm_morello.tune.pool
+from tvm_morello.spec import operators as ops
 from tvm_morello.tune import FastBuilder, MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
-from tvm_morello.tune.measured import FAILED_RUN_SECONDS, module_key
+from tvm_morello.measure.records import FAILED_RUN_SECONDS, module_key
 from tvm_morello.testing import strategy_context
 from tvm_morello.tune.strategy import is_build_timeout
 
@@ -121,13 +122,13 @@ def test_all_builds_timing_out_keeps_the_search_going_until_one_succeeds(max_tri
 
 
 def test_when_every_build_times_out_each_candidate_is_proposed_twice_then_the_search_stops(monkeypatch):
-    real = tvm_morello.lower.candidate_schedules
+    real = tvm_morello.codegen.candidate_schedules
 
     def capped(f, target=None, top_k=8, constants=None):
         """A DP that knows only its first 5 programs, whatever the constants."""
         return real(f, target=target, top_k=min(top_k, 5), constants=constants)
 
-    monkeypatch.setattr(tvm_morello.lower, "candidate_schedules", capped)
+    monkeypatch.setattr(tvm_morello.tune.pool, "candidate_schedules", capped)
     batches = drive(MorelloSearch(top_k=5), max_trials=2, per_iter=2, outcome=lambda n: timed_out())
     counts = Counter(key for batch in batches for key in batch)
     assert len(counts) == 5 and set(counts.values()) == {2}

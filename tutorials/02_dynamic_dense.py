@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tvm_morello import dynamic as dyn
-from tvm_morello.export import export_library
+from tvm_morello.library import export_library
 
 # 1. Declare the operator and the range of its symbolic dimension. A weighted sample is also possible:
 #    dyn.VarRange(1, 256, sample=(1, 8, 64, 256), weights=(4, 2, 1, 1)).

@@ -16,8 +16,8 @@ import tvm
 from tvm import te
 from tvm.s_tir import meta_schedule as ms
 
-from tvm_morello.dynamic import build_library_from_database
-from tvm_morello.export import load_library
+from tvm_morello.library import build_library_from_database
+from tvm_morello.library import load_library
 from tvm_morello.tune import MorelloSearch, fast_builder
 
 # 1. A dense layer Y[m, 256] = X[m, 256] W[256, 256]ᵀ with a symbolic row count m. All extents share one

@@ -16,7 +16,7 @@ from .target import CpuTarget, detect_cpu, resolve_target  # noqa: E402
 # Heavier entry points load on first use, so `import tvm_morello` stays cheap (meta-schedule is slow to import).
 _LAZY = {
     "synthesize": "tvm_morello.search",
-    "candidate_schedules": "tvm_morello.lower",
+    "candidate_schedules": "tvm_morello.codegen",
     "MorelloSearch": "tvm_morello.tune",
 }
 

@@ -14,9 +14,8 @@ import numpy as np
 
 from .cost import fit_features, program_cost, program_features, shipped_constants
 from .cost.store import Sample, StoredFit, refit
-from .ops import Workload, batch_matmul, dense
-from .measure import build_all
-from .synth import time_built
+from .measure.timing import build_all, time_built
+from .spec.operators import Workload, batch_matmul, dense
 from .target import CpuTarget
 
 ROUNDS, MIN_SECONDS = 3, 0.05  # each program timed in turn with its workload's others, median of 3
@@ -57,7 +56,7 @@ def measure_programs(target: CpuTarget, constants, workloads: Sequence[Workload]
                      progress: Callable[[str], None]) -> list[Measured]:
     """Synthesise each workload's top-k under ``constants``, then build, check and time the programs not in
     ``known`` (tree keys). One Synthesizer serves every workload: their sub-specs overlap."""
-    from .lower import lower_program
+    from .codegen import lower_program
     from .search import Synthesizer
     from .spec.recognize import recognize
 

@@ -15,9 +15,10 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
 import tvm_morello
-from tvm_morello import ops
-from tvm_morello.tune import MorelloSearch, build_module, cpu_tensor_intrinsics_only, fast_builder
-from tvm_morello.tune.measured import FAILED_RUN_SECONDS, module_key
+from .codegen import candidate_schedules
+from .measure.records import FAILED_RUN_SECONDS, module_key, records_of
+from .spec import operators as ops
+from .tune import MorelloSearch, build_module, cpu_tensor_intrinsics_only, fast_builder
 
 # --------------------------------------------------------------------------------------------------
 # Targets
@@ -125,8 +126,6 @@ def assert_best_matmul_correct(database, func, n: int = 64, k: int = 64, m: int 
 
 def dp_keys(func, top_k: int) -> list[int]:
     """Module keys of the core DP's top programs for ``func`` on the host, in its order."""
-    from tvm_morello.lower import candidate_schedules  # looked up now: tests monkeypatch it
-
     mod = _normalize_mod(func)
     return [module_key(c.schedule.mod) for c in candidate_schedules(mod["main"], target=host_tvm_target(), top_k=top_k)]
 
@@ -137,11 +136,7 @@ def dp_keys(func, top_k: int) -> list[int]:
 
 def task_records(database, func) -> list:
     """All records of ``func``'s workload, in no particular order."""
-    mod = _normalize_mod(func)
-    if not database.has_workload(mod):
-        return []
-    workload = database.commit_workload(mod)
-    return [r for r in database.get_all_tuning_records() if r.workload.same_as(workload)]
+    return records_of(database, _normalize_mod(func))
 
 
 def record_key(record) -> int:

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from .fit import fit_features, program_features
 from .constants import CostConstants, shipped_constants
+from .fit import fit_features, program_features
 
 logger = logging.getLogger(__name__)
 

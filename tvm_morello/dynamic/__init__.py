@@ -1,15 +1,18 @@
-"""DietCode-style dynamic shapes: shape-generic micro-kernels, joint tuning, a compiled decision-tree dispatcher."""
+"""DietCode-style planning for dynamic shapes: micro-kernel candidates, the throughput model, set cover, the
+decision-tree dispatcher, and the joint tuning that measures and plans."""
+from ..codegen.microkernel import MicroKernel
+from ..measure.kernels import KernelMeasurer, Measurement
+from ..spec.recognize import from_prim_func
+from ..spec.symbolic import DynamicWorkload, VarRange, batch_matmul, bert_workloads, dense
+from .candidates import candidate_microkernels
+from .config import TuningConfig
 from .dispatch import DispatchTree
-from .measure import KernelMeasurer, Measurement
-from .microkernels import MicroKernel, candidate_microkernels
 from .plan import OperatorPlan
-from .shapes import DynamicWorkload, VarRange, batch_matmul, bert_workloads, dense, from_prim_func
-from .strategy_route import SymbolicCandidate, build_library_from_database, propose_symbolic_candidates
-from .tuner import TuningConfig, summary_table, tune_and_export, tune_dynamic
+from .summary import summary_table
+from .tuner import tune_dynamic
 
 __all__ = [
     "DispatchTree", "DynamicWorkload", "KernelMeasurer", "Measurement", "MicroKernel", "OperatorPlan",
-    "SymbolicCandidate", "TuningConfig", "VarRange", "batch_matmul", "bert_workloads", "build_library_from_database",
-    "candidate_microkernels", "dense", "from_prim_func", "propose_symbolic_candidates", "summary_table",
-    "tune_and_export", "tune_dynamic",
+    "TuningConfig", "VarRange", "batch_matmul", "bert_workloads", "candidate_microkernels", "dense",
+    "from_prim_func", "summary_table", "tune_dynamic",
 ]

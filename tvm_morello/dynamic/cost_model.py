@@ -7,10 +7,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .kernels import dot_parallel_over_batch
-from .measure import Measurement
-from .microkernels import MicroKernel
-from .shapes import DynamicWorkload
+from ..codegen.kernel_funcs import dot_parallel_over_batch
+from ..codegen.microkernel import MicroKernel
+from ..measure.kernels import Measurement
+from ..spec.symbolic import DynamicWorkload
 
 
 @dataclass(frozen=True)

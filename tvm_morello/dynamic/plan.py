@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..codegen.microkernel import MicroKernel
+from ..spec.symbolic import DynamicWorkload
 from .dispatch import DispatchTree
-from .microkernels import MicroKernel
-from .shapes import DynamicWorkload
 
 
 @dataclass(frozen=True, eq=False)

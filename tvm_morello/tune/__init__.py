@@ -1,5 +1,5 @@
 """Plugging tvm-morello into meta-schedule: the MorelloSearch strategy, a fast builder, and ``tune``."""
-from .builder import FastBuilder, build_module, export_module, fast_builder
+from ..measure.builder import FastBuilder, build_module, export_module, fast_builder
 from .entry import tune
 from .intrinsics import cpu_tensor_intrinsics_only
 from .strategy import MorelloSearch

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from tvm.s_tir import meta_schedule as ms
 
+from ..measure.builder import fast_builder
 from ..target import resolve_target
-from .builder import fast_builder
 from .intrinsics import cpu_tensor_intrinsics_only
 from .strategy import MorelloSearch
 from .symbolic import no_op_space, symbolic_prim_func

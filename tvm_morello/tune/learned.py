@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from tvm.s_tir import meta_schedule as ms
 
-from .measured import median_seconds
+from ..measure.records import median_seconds
 
 
 class LearnedRanker:

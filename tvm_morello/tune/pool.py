@@ -5,7 +5,8 @@ import logging
 
 import tvm
 
-from .measured import module_key
+from ..codegen import candidate_schedules
+from ..measure.records import module_key
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ class CandidatePool:
 
         Raises UnsupportedOperatorError (from the core) when the task is not a spec the DP can express.
         """
-        from ..lower import candidate_schedules
-
         self.constants = constants
         ranked = candidate_schedules(
             self.workload_mod["main"], target=self.target, top_k=self.top_k, constants=constants

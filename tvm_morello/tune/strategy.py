@@ -9,11 +9,12 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate, PySearchStrategy
 
 from ..errors import MorelloError
-from .calibration import Calibration
+from ..measure.records import median_seconds, module_key
 from .fallback import start_evolutionary_search
 from .learned import LearnedRanker
-from .measured import Measurement, measurements_in_database, median_seconds, module_key
+from .measured import MeasuredCandidate, measurements_in_database
 from .pool import CandidatePool
+from .refit import ConstantsRefit
 from .symbolic import SymbolicCandidateSource, symbolic_prim_func
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,11 @@ class MorelloSearch(PySearchStrategy):
     min_learned_successes : successful measurements before the learned model's ranking is used.
     shape_ranges : ``{var name: (lo, hi)}`` for the symbolic dimensions of a symbolic PrimFunc (e.g.
         ``{"m": (1, 2048)}``). A task whose PrimFunc has symbolic dimensions is then tuned shape-generically:
-        the candidates are ``tvm_morello.dynamic.strategy_route.propose_symbolic_candidates`` (one schedule
+        the candidates are ``tvm_morello.tune.symbolic.propose_symbolic_candidates`` (one schedule
         of the symbolic PrimFunc per micro-kernel, measured at concrete shapes in the ranges; every kernel's
         best-adapted shape first), recorded under the symbolic workload, each measured once; the strategy
         stops when they are all measured. Build the dispatching library from the database with
-        ``strategy_route.build_library_from_database``. Static tasks are tuned as without it.
+        ``tvm_morello.library.build_library_from_database``. Static tasks are tuned as without it.
 
     A plain ``ms.tune_tir`` caller tuning a symbolic PrimFunc must pass
     ``space=ms.space_generator.ScheduleFn(lambda sch: None)`` (``tvm_morello.tune.symbolic.no_op_space()``):
@@ -107,7 +108,7 @@ class MorelloSearch(PySearchStrategy):
         try:
             self._pool = CandidatePool(context.mod, context.target, self.top_k)
             self._pool.rerank()
-            self._calibration = Calibration(context.target)
+            self._calibration = ConstantsRefit(context.target)
             self._learned = LearnedRanker(context.num_threads, self.min_learned_successes)
         except MorelloError as err:  # expected: the task is not a matmul the DP can express
             self._switch_to_fallback(f"the DP cannot express it ({err})", logging.INFO)
@@ -165,7 +166,7 @@ class MorelloSearch(PySearchStrategy):
         if self._symbolic is not None:
             return
         try:
-            self._learn_from([Measurement(c, r, module_key(c.sch.mod)) for c, r in zip(measure_candidates, results)])
+            self._learn_from([MeasuredCandidate(c, r, module_key(c.sch.mod)) for c, r in zip(measure_candidates, results)])
         except Exception:  # noqa: BLE001 - losing one batch of learning is better than losing the tune
             logger.exception("MorelloSearch could not learn from a batch of task %r", _task_name(self._context))
 

@@ -1,14 +1,62 @@
 """MorelloSearch on a symbolic PrimFunc: the shape-generic kernels, each measured at concrete shapes."""
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Mapping
 
 import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate
 
-from ..dynamic.strategy_route import SymbolicCandidate, propose_symbolic_candidates
-from .measured import module_key, records_of
+from ..codegen.microkernel import MicroKernel
+from ..codegen.symbolic import check_one_index_dtype, schedule_symbolic
+from ..dynamic.config import TuningConfig
+from ..dynamic.jobs import measurement_shapes, workload_candidates
+from ..measure.kernels import arg_shapes
+from ..measure.records import module_key, records_of, shapes_of
+from ..spec.recognize import from_prim_func
+from ..spec.symbolic import DynamicWorkload, VarRange
+from ..target import resolve_target
+
+
+@dataclass(frozen=True, eq=False)
+class SymbolicCandidate:
+    """A schedule of the symbolic PrimFunc and one concrete shape to measure it at."""
+
+    micro: MicroKernel
+    schedule: object  # tvm.s_tir.Schedule; its trace replays on the symbolic PrimFunc
+    env: dict
+    args_info: list
+
+    def measure_candidate(self) -> MeasureCandidate:
+        return MeasureCandidate(self.schedule, self.args_info)
+
+
+def _args_info(workload: DynamicWorkload, env: Mapping[str, int]) -> list:
+    return [ms.arg_info.TensorInfo(workload.dtype, shape) for shape in arg_shapes(workload, env)]
+
+
+def symbolic_workload(prim_func, shape_ranges) -> DynamicWorkload:
+    check_one_index_dtype(prim_func)
+    return from_prim_func(prim_func, shape_ranges, constant_b=False)
+
+
+def propose_symbolic_candidates(prim_func, shape_ranges: Mapping[str, VarRange | tuple[int, int]], target=None, *,
+                                config: TuningConfig | None = None) -> list[SymbolicCandidate]:
+    """For each hardware micro-kernel: its schedule of ``prim_func`` (symbolic) and the concrete shapes to
+    measure it at (DietCode's best-adapted shape first). Wrap each as ``.measure_candidate()``."""
+    target = resolve_target(target)
+    # the dot form is scheduled on our own kernel workload only, not on the user's PrimFunc
+    config = dataclasses.replace(config or TuningConfig(), dot_kernels=False)
+    workload = symbolic_workload(prim_func, shape_ranges)
+    shapes, _ = workload.tuning_shapes(config.max_shapes)
+    out = []
+    for micro in workload_candidates(workload, target, config):
+        sch = schedule_symbolic(prim_func, workload, micro, target)
+        for env in measurement_shapes(workload, micro, micro.nr, shapes, target.cores, config.shapes_per_kernel):
+            out.append(SymbolicCandidate(micro, sch, env, _args_info(workload, env)))
+    return out
 
 
 def symbolic_prim_func(mod) -> tvm.tirx.PrimFunc | None:
@@ -30,7 +78,7 @@ def no_op_space() -> ms.space_generator.ScheduleFn:
 
 
 def _key(mod, args_info) -> tuple:
-    return module_key(mod), tuple(tuple(int(d) for d in info.shape) for info in args_info)
+    return module_key(mod), shapes_of(args_info)
 
 
 class SymbolicCandidateSource:

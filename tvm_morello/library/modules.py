@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..codegen.kernel_funcs import kernel_schedule, pack_weights_func
+from ..dynamic.branch_order import cheapest_search_tree, relative_branch_weight
+from ..dynamic.dispatch import Node
+from ..dynamic.plan import OperatorPlan
 from ..target import CpuTarget
-from .branch_order import cheapest_search_tree, relative_branch_weight
-from .dispatch import Node
-from .kernels import kernel_schedule, pack_weights_func
-from .plan import OperatorPlan
 
 
 def _shape(dims, symbols):
@@ -92,7 +92,7 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
     functions) for ``plans``.
 
     An operator's dispatcher and kernels share one TIR module (its direct calls need them in one LLVM module),
-    compiled with reassociation when any of its kernels is dot-form (``kernels.kernel_target``; measured
+    compiled with reassociation when any of its kernels is dot-form (``codegen.kernel_funcs.kernel_target``; measured
     neutral on the outer-product kernels beside them). The Relax entries call dispatchers as external
     functions: kernels compiled inside the Relax module lost ``noalias`` and ran ~2.5x slower.
 

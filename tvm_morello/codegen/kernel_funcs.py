@@ -2,9 +2,12 @@
 B panels are zero-padded), so only each tile's write-back is predicated and every shape is exact."""
 from __future__ import annotations
 
+from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
-from .microkernels import MicroKernel
-from .shapes import DynamicWorkload
+from .loop_plan import microkernel_plan
+from .microkernel import MicroKernel
+from .panels import PanelPack, ceildiv, i64, pack_compute, panel_index_map, panel_shape
+from .register_tile import schedule_register_tiles
 
 ACC_BLOCK, STORE_BLOCK, PACK_BLOCK = "acc", "Y", "pack"
 # Weight panel width in vectors. Measured (768 x 768, Zen 4): 4-vector panels let a 1-row tile run m = 1 in
@@ -13,48 +16,20 @@ WEIGHT_PANEL_VECTORS = 4
 BATCH_UNITS_PER_CORE = 4  # batch matrices per core above which dot-form kernels parallelise over the batch alone
 
 
-def _i64(value: int):
-    from tvm import tirx
-
-    return tirx.IntImm("int64", value)
-
-
-def _ceildiv(a, b: int):
-    from tvm import tirx
-
-    return tirx.floordiv(a + (b - 1), _i64(b))
-
-
 def _symbols(workload: DynamicWorkload) -> dict:
     from tvm import te
 
     return {name: te.var(name, "int64") for name in workload.var_names}
 
 
-def _dim(workload_dim, symbols):
-    return symbols[workload_dim] if isinstance(workload_dim, str) else _i64(workload_dim)
+def _extent_expr(workload_dim, symbols):
+    return symbols[workload_dim] if isinstance(workload_dim, str) else i64(workload_dim)
 
 
 def _raw_b(workload: DynamicWorkload, lead, k, n):
     from tvm import te
 
     return te.placeholder(lead + ((n, k) if workload.transpose_b else (k, n)), name="B")
-
-
-def _pack_compute(workload: DynamicWorkload, b_raw, lead, k, n, panel: int, name: str, *, zero_pad: bool):
-    """B (raw layout) -> Bp[b?, ceil(n / panel), k, panel]. Columns beyond n repeat column n - 1, or are zero
-    with ``zero_pad``: a kernel never stores the outputs they feed, so the per-call pack skips the select
-    (a conditional load there would scalarise the vectorised pack)."""
-    from tvm import te, tirx
-
-    def body(*idx):
-        bb, p, kk, c = idx[:-3], idx[-3], idx[-2], idx[-1]
-        col = p * panel + c
-        safe = te.min(col, n - 1)
-        value = b_raw[(*bb, safe, kk)] if workload.transpose_b else b_raw[(*bb, kk, safe)]
-        return tirx.Select(col < n, value, tirx.const(0.0, "float32")) if zero_pad else value
-
-    return te.compute(lead + (_ceildiv(n, panel), k, _i64(panel)), body, name=name)
 
 
 def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
@@ -65,26 +40,27 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
     from tvm import te
 
     symbols = _symbols(workload)
-    m, k, n = (_dim(d, symbols) for d in (workload.m, workload.k, workload.n))
-    lead = (_i64(workload.batch),) if workload.batch else ()
+    m, k, n = (_extent_expr(d, symbols) for d in (workload.m, workload.k, workload.n))
+    lead = (i64(workload.batch),) if workload.batch else ()
     a = te.placeholder(lead + (m, k), name="A")
     if workload.constant_b:
-        b_param = te.placeholder(lead + (_ceildiv(n, panel), k, _i64(panel)), name="Bp")
+        b_param = te.placeholder(panel_shape(lead, k, n, panel), name="Bp")
         b_panels = b_param
     else:
         b_param = _raw_b(workload, lead, k, n)
-        b_panels = (_pack_compute(workload, b_param, lead, k, n, panel, PACK_BLOCK, zero_pad=False)
-                    if workload.packs_b() else None)
-    cols = _ceildiv(n, panel) * panel if b_panels is not None else n
-    r = te.reduce_axis((_i64(0), k), "k")
+        b_panels = (pack_compute(b_param, lead, k, n, panel, PACK_BLOCK, transpose_b=workload.transpose_b,
+                                 zero_pad=False) if workload.packs_b() else None)
+    cols = ceildiv(n, panel) * panel if b_panels is not None else n
+    to_panels = panel_index_map(("b",) * len(lead) + ("n", "k"), panel)
+    r = te.reduce_axis((i64(0), k), "k")
 
     def acc_body(*idx):
         bb, i, j = idx[:-2], idx[-2], idx[-1]
         lhs = a[(*bb, te.min(i, m - 1), r)]
-        rhs = b_panels[(*bb, j // panel, r, j % panel)] if b_panels is not None else b_param[(*bb, r, j)]
+        rhs = b_panels[to_panels(*bb, j, r)] if b_panels is not None else b_param[(*bb, r, j)]
         return te.sum(lhs * rhs, axis=r)
 
-    acc = te.compute(lead + (_ceildiv(m, mr) * mr, cols), acc_body, name=ACC_BLOCK)
+    acc = te.compute(lead + (ceildiv(m, mr) * mr, cols), acc_body, name=ACC_BLOCK)
     out = te.compute(lead + (m, n), lambda *idx: acc[idx], name=STORE_BLOCK)
     return te.create_prim_func([a, b_param, out]).with_attr("tirx.noalias", True)
 
@@ -104,20 +80,20 @@ def dot_kernel_workload(workload: DynamicWorkload, micro: MicroKernel, lanes: in
     if not supports_dot(workload, lanes):
         raise ValueError(f"{workload.name}: the dot form needs an activation B[n, k] with static k % {lanes} == 0")
     symbols = _symbols(workload)
-    m, n = _dim(workload.m, symbols), _dim(workload.n, symbols)
-    lead = (_i64(workload.batch),) if workload.batch else ()
-    a = te.placeholder(lead + (m, _i64(workload.k)), name="A")
-    b = te.placeholder(lead + (n, _i64(workload.k)), name="B")
-    kv = te.reduce_axis((_i64(0), _i64(workload.k // lanes)), "kv")
+    m, n = _extent_expr(workload.m, symbols), _extent_expr(workload.n, symbols)
+    lead = (i64(workload.batch),) if workload.batch else ()
+    a = te.placeholder(lead + (m, i64(workload.k)), name="A")
+    b = te.placeholder(lead + (n, i64(workload.k)), name="B")
+    kv = te.reduce_axis((i64(0), i64(workload.k // lanes)), "kv")
 
     def acc_body(*idx):
         bb, i, j, lane = idx[:-3], idx[-3], idx[-2], idx[-1]
         kk = kv * lanes + lane
         return te.sum(a[(*bb, te.min(i, m - 1), kk)] * b[(*bb, te.min(j, n - 1), kk)], axis=kv)
 
-    acc = te.compute(lead + (_ceildiv(m, micro.mr) * micro.mr, _ceildiv(n, micro.nr) * micro.nr, _i64(lanes)),
+    acc = te.compute(lead + (ceildiv(m, micro.mr) * micro.mr, ceildiv(n, micro.nr) * micro.nr, i64(lanes)),
                      acc_body, name=ACC_BLOCK)
-    lane = te.reduce_axis((_i64(0), _i64(lanes)), "lane")
+    lane = te.reduce_axis((i64(0), i64(lanes)), "lane")
     out = te.compute(lead + (m, n), lambda *idx: te.sum(acc[(*idx, lane)], axis=lane), name=STORE_BLOCK)
     return te.create_prim_func([a, b, out]).with_attr("tirx.noalias", True)
 
@@ -129,65 +105,17 @@ def dot_parallel_over_batch(workload: DynamicWorkload, cores: int) -> bool:
     return workload.batch >= BATCH_UNITS_PER_CORE * cores
 
 
-def schedule_dot_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget) -> None:
-    """Parallel over the batch (or (batch, row tiles) when the batch is small); per MR x NR tile the
-    k-vector accumulators stay in registers, the lanes are summed at the tile's write-back."""
-    acc = sch.get_sblock(ACC_BLOCK)
-    store = sch.get_sblock(STORE_BLOCK)
-    sch.set_scope(acc, 0, "local")
-    loops = sch.get_loops(acc)
-    outer, (i, j, lane, kv) = loops[:-4], loops[-4:]
-    io, ii = sch.split(i, [None, micro.mr])
-    jo, ji = sch.split(j, [None, micro.nr])
-    sch.reorder(*outer, io, jo, kv, ii, ji, lane)
-    if outer and dot_parallel_over_batch(workload, target.cores):
-        par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    else:
-        par = sch.fuse(*outer, io) if outer else io
-    if micro.parallel:
-        sch.parallel(par)
-    sch.reverse_compute_at(store, jo)
-    sch.unroll(sch.get_loops(store)[-1])
-    sch.unroll(ii)
-    sch.unroll(ji)
-    sch.vectorize(lane)
-    sch.decompose_reduction(acc, kv)
-
-
 def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget) -> None:
-    """BLIS-style schedule: parallel over (batch, column panels), MR x NR tile in registers, NR split into
-    vectors (unrolled) and MR unrolled, the tile's write-back placed at the row-tile loop."""
-    lanes = target.lanes()
+    """The register-tile schedule of ``microkernel_plan`` on the kernel workload: its accumulator block is the
+    register tile, its output block the write-back, its pack block (activations) B's panels."""
     acc = sch.get_sblock(ACC_BLOCK)
-    store = sch.get_sblock(STORE_BLOCK)
-    sch.set_scope(acc, 0, "local")
-    loops = sch.get_loops(acc)
-    outer, (i, j, kk) = loops[:-3], loops[-3:]
-    io, ii = sch.split(i, [None, micro.mr])
-    jo, ji = sch.split(j, [None, micro.nr])
-    sch.reorder(*outer, jo, io, kk, ii, ji)
-    par = sch.fuse(*outer, jo) if outer else jo
-    if micro.parallel:
-        sch.parallel(par)
-    if not workload.constant_b and workload.packs_b():
-        pack = sch.get_sblock(PACK_BLOCK)
-        sch.compute_at(pack, par)
-        if workload.transpose_b:  # gather the panel's columns (B rows) one k at a time, a vector per step
-            sch.vectorize(sch.get_loops(pack)[-1])
-    sch.reverse_compute_at(store, io)
-    # the tile's rows are written in whole vectors when only the row index is predicated (static n, whole
-    # panels: 3-10% on A·V, whose k = T is short); with a symbolic n TVM scalarises the predicated vectors
-    *rows, cols = sch.get_loops(store)[-2:] if micro.mr > 1 else sch.get_loops(store)[-1:]
-    store_outer, store_vec = sch.split(cols, [None, lanes])
-    for row in rows:
-        sch.unroll(row)
-    sch.unroll(store_outer)
-    sch.vectorize(store_vec)
-    vec_outer, vec = sch.split(ji, [None, lanes])
-    sch.unroll(ii)
-    sch.unroll(vec_outer)
-    sch.vectorize(vec)
-    sch.decompose_reduction(acc, kk)
+    roles = ("b",) * bool(workload.batch) + (("m", "n", "lane", "k") if micro.dot else ("m", "n", "k"))
+    loops = dict(zip(roles, sch.get_loops(acc)))
+    packs_b = not micro.dot and not workload.constant_b and workload.packs_b()
+    plan = microkernel_plan(micro, batched=bool(workload.batch), packs_b=packs_b,
+                            parallel_over_batch=dot_parallel_over_batch(workload, target.cores))
+    pack = PanelPack(1, source=PACK_BLOCK, vectorize="rows" if workload.transpose_b else "") if packs_b else None
+    schedule_register_tiles(sch, acc, loops, plan, target.lanes(), pack=pack, writeback=sch.get_sblock(STORE_BLOCK))
 
 
 def kernel_target(micro: MicroKernel, target: CpuTarget):
@@ -217,10 +145,7 @@ def kernel_schedule(workload: DynamicWorkload, micro: MicroKernel, panel: int, t
     from tvm.s_tir import Schedule
 
     sch = Schedule(kernel_workload_mod(workload, micro, panel, target))
-    if micro.dot:
-        schedule_dot_microkernel(sch, workload, micro, target)
-    else:
-        schedule_microkernel(sch, workload, micro, target)
+    schedule_microkernel(sch, workload, micro, target)
     return sch
 
 
@@ -230,10 +155,10 @@ def pack_weights_func(workload: DynamicWorkload, panel: int):
     from tvm.s_tir import Schedule
 
     symbols = _symbols(workload)
-    k, n = _dim(workload.k, symbols), _dim(workload.n, symbols)
-    lead = (_i64(workload.batch),) if workload.batch else ()
+    k, n = _extent_expr(workload.k, symbols), _extent_expr(workload.n, symbols)
+    lead = (i64(workload.batch),) if workload.batch else ()
     b_raw = _raw_b(workload, lead, k, n)
-    packed = _pack_compute(workload, b_raw, lead, k, n, panel, "Bp", zero_pad=True)
+    packed = pack_compute(b_raw, lead, k, n, panel, "Bp", transpose_b=workload.transpose_b, zero_pad=True)
     sch = Schedule(te.create_prim_func([b_raw, packed]))
     sch.parallel(sch.get_loops(sch.get_sblock("Bp"))[0])
     return sch.mod["main"]

@@ -5,10 +5,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..dynamic.config import TuningConfig
 from ..dynamic.plan import OperatorPlan
-from ..dynamic.relax_module import build_modules
-from ..target import CpuTarget
+from ..dynamic.tuner import tune_dynamic
+from ..spec.symbolic import DynamicWorkload
+from ..target import CpuTarget, resolve_target
 from .manifest import build_manifest, manifest_path, write_manifest
+from .modules import build_modules
 from .verify import VerificationReport, verify_library
 
 
@@ -36,9 +39,12 @@ def compile_library(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_fun
 def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str | Path, *, kernel_funcs=None,
                    random_per_region: int = 2) -> ExportedLibrary:
     """Compile, verify every dispatch region (raises VerificationError, writing nothing, on a mismatch),
-    then write ``path`` (.so) and the manifest beside it (same name, .json)."""
+    then write ``path`` (.so) and the manifest beside it (same name, .json).
+
+    The kernels are the traces the tuner measured (``measured_kernels``) unless ``kernel_funcs`` maps (operator,
+    kernel index) to PrimFuncs of its own."""
     path = Path(path)
-    executable = compile_library(plans, target, kernel_funcs)
+    executable = compile_library(plans, target, measured_kernels(plans, target) if kernel_funcs is None else kernel_funcs)
     report = verify_library(executable, plans, random_per_region=random_per_region)
     path.parent.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(path))
@@ -55,3 +61,32 @@ def load_library(path: str | Path):
 
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
     return vm, read_manifest(manifest_path(path))
+
+
+def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, target=None, *,
+                    work_dir: str | Path | None = None, config: TuningConfig | None = None,
+                    show_progress: bool = True):
+    """Tune, verify and write ``out`` (.so) plus ``out`` with .json (the manifest)."""
+    target = resolve_target(target)
+    plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress)
+    return export_library(plans, target, out)
+
+
+def measured_kernels(plans: Sequence[OperatorPlan], target: CpuTarget) -> dict:
+    """Each plan's kernels as the dynamic tuner measured them (the traces its database recorded), by (operator
+    name, kernel index); a plan without a database keeps the schedules ``build_modules`` makes."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..measure.kernels import recorded_kernel
+
+    funcs = {}
+    for plan in plans:
+        work_dir = plan.provenance.get("database")
+        if not work_dir or not Path(work_dir, "database_workload.json").exists():
+            continue
+        database = ms.database.JSONDatabase(work_dir=str(work_dir))
+        for index in plan.tree.kernels_used():
+            func = recorded_kernel(database, plan.workload, plan.kernels[index], plan.panel, target)
+            if func is not None:
+                funcs[(plan.workload.name, index)] = func
+    return funcs

@@ -8,7 +8,7 @@ from ..cost.constants import CostConstants
 from ..search import Program, synthesize
 from ..spec.recognize import recognize
 from ..target import resolve_target
-from .schedule import apply_program
+from .program_schedule import apply_program
 
 logger = logging.getLogger(__name__)
 

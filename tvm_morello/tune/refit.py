@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from ..cost import fit_constants
+from ..cost.store import Sample, refit
 from ..errors import MorelloError
 from ..target import resolve_target
 
 logger = logging.getLogger(__name__)
 
 
-class Calibration:
+class ConstantsRefit:
     """Collects (program, seconds) pairs and fits the core's CostConstants to them.
 
     Parameters
@@ -37,8 +39,6 @@ class Calibration:
             return self._constants
         self._fitted_on = len(self.seconds)
         try:
-            from ..cost import fit_constants
-
             self._constants = fit_constants(list(self.programs), list(self.seconds), self.target)
         except (MorelloError, ValueError, ArithmeticError) as err:  # too few or degenerate points
             logger.info("keeping the previous cost constants; refit on %d points failed: %s", self._fitted_on, err)
@@ -52,8 +52,6 @@ class Calibration:
         grouped under each program's root spec."""
         if len(self.seconds) < self.min_points:
             return
-        from ..cost.store import Sample, refit
-
         try:
             samples = [Sample.of(str(p.spec), p, s, self.target, source) for p, s in zip(self.programs, self.seconds)]
             refit(self.target.identity, self.target.isa, samples, source)

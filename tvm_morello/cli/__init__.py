@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import MorelloError
+from ..errors import MorelloError
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -19,7 +19,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def add_target_argument(parser) -> None:
-    from .target import KNOWN_CPUS
+    from ..target import KNOWN_CPUS
 
     parser.add_argument("--target", default=None, metavar="CPU",
                         help=f"LLVM CPU name to synthesise for (default: this host); known: {', '.join(sorted(KNOWN_CPUS))}")
@@ -57,9 +57,9 @@ def _add_calibrate(subparsers) -> None:
 def _run_calibrate(args) -> int:
     import time
 
-    from .calibration import calibrate_host, quality_table
-    from .cost.store import fit_path
-    from .target import detect_cpu
+    from ..calibration import calibrate_host, quality_table
+    from ..cost.store import fit_path
+    from ..target import detect_cpu
 
     host = detect_cpu()
     print(f"calibrating the cost model on {host.describe()}", flush=True)
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
     _add_calibrate(subparsers)
-    from .dynamic.cli import add_subcommand
+    from .dynamic import add_subcommand
 
     add_subcommand(subparsers)
     return parser

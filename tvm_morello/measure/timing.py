@@ -1,4 +1,5 @@
-"""Wall-clock measurement of compiled kernels, and of numpy in a separate process (their thread pools contend)."""
+"""Wall-clock measurement of compiled static kernels, checked against numpy first, and of numpy itself in a separate
+process (their thread pools contend)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import textwrap
 
 import numpy as np
 
-from .errors import MorelloError
+from ..errors import MorelloError, VerificationError
+from ..spec.operators import Workload
 
 NUMPY_TIMER = textwrap.dedent(
     """
@@ -45,8 +47,8 @@ def build_all(schedules, target) -> list:
     import tvm
     from tvm.s_tir.meta_schedule.builder import BuilderInput
 
-    from .target import usable_cores
-    from .tune import FastBuilder
+    from ..target import usable_cores
+    from .builder import FastBuilder
 
     builder = FastBuilder(max_workers=usable_cores())
     try:
@@ -77,3 +79,38 @@ def numpy_gflops(input_shapes, transpose_b: bool, flops: int) -> float:
     payload = json.dumps([list(map(list, input_shapes)), transpose_b, flops])
     out = subprocess.run([sys.executable, "-c", NUMPY_TIMER, payload], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["gflops"]
+
+
+def check_built(workload: Workload, lib, program=None) -> None:
+    """Run a built kernel once on random inputs; VerificationError (naming ``program``) unless it matches numpy.
+
+    The reference runs on one BLAS thread: OpenBLAS's threads spin for a while after a call, and on 2 cores
+    they slowed a timing that followed 10-60x."""
+    import tvm
+    from threadpoolctl import threadpool_limits
+
+    arrays = workload.random_inputs()
+    with threadpool_limits(1, user_api="blas"):
+        expected = workload.reference(*arrays)
+    dev = tvm.cpu()
+    out = tvm.runtime.tensor(np.zeros(workload.output_shape, "float32"), dev)
+    lib["main"](*[tvm.runtime.tensor(a, dev) for a in arrays], out)
+    if not np.allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()):
+        raise VerificationError(f"{workload.name}: program disagrees with numpy:\n{program.render() if program else ''}")
+
+
+def time_programs(workload: Workload, schedules, target, programs=None, *, rounds: int = 3,
+                  min_seconds: float = 0.2) -> list[float]:
+    """Build ``schedules`` for ``target`` (a CpuTarget this host runs) in parallel, then ``time_built``."""
+    return time_built(workload, build_all(schedules, target), programs, rounds=rounds, min_seconds=min_seconds)
+
+
+def time_built(workload: Workload, libs, programs=None, *, rounds: int = 3, min_seconds: float = 0.2) -> list[float]:
+    """Check each built kernel against numpy and return its seconds per call: the median of ``rounds`` timings
+    taken in turn, so that a slow moment of the machine does not fall on one program alone."""
+    for lib, program in zip(libs, programs or [None] * len(libs)):
+        check_built(workload, lib, program)
+    arrays = workload.random_inputs()
+    samples = [[time_kernel(lib, arrays, workload.output_shape, min_seconds=min_seconds) for lib in libs]
+               for _ in range(rounds)]
+    return [float(np.median(column)) for column in zip(*samples)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InvalidShapeError
-from .shapes import VarRange, batch_matmul, bert_workloads, dense
+from ..spec.symbolic import VarRange, batch_matmul, bert_workloads, dense
 
 
-def _dim(text: str) -> int | str:
+def _parse_dim(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
@@ -32,7 +32,7 @@ def _named_range(text: str) -> tuple[str, VarRange]:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Register ``tune-dynamic`` on an argparse subparsers object."""
-    from .tuner import TuningConfig
+    from ..dynamic.config import TuningConfig
 
     p = subparsers.add_parser("tune-dynamic", help="tune a dynamic-shape dense/batch_matmul into one .so + manifest",
                               description=__doc__)
@@ -41,9 +41,9 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                         "sequence length T (--range T=LO:HI, default 1:128) at batch size --batch (default 16)")
     p.add_argument("--name", help="entry name in the library (default: the op)")
     p.add_argument("--batch", type=int, default=0, help="batch_matmul: static batch size; bert-base: batch size")
-    p.add_argument("--m", type=_dim, default="m", help="int or symbolic name (default m)")
-    p.add_argument("--k", type=_dim, help="int or symbolic name (dense, batch_matmul)")
-    p.add_argument("--n", type=_dim, help="int or symbolic name (dense, batch_matmul)")
+    p.add_argument("--m", type=_parse_dim, default="m", help="int or symbolic name (default m)")
+    p.add_argument("--k", type=_parse_dim, help="int or symbolic name (dense, batch_matmul)")
+    p.add_argument("--n", type=_parse_dim, help="int or symbolic name (dense, batch_matmul)")
     p.add_argument("--m-range", type=_range, help="LO:HI for m (dense)")
     p.add_argument("--range", type=_named_range, action="append", default=[], metavar="NAME=LO:HI",
                    help="range of a symbolic variable (repeatable)")
@@ -88,7 +88,8 @@ def _operator_workload(args, ranges):
 
 
 def run(args) -> int:
-    from .tuner import TuningConfig, tune_and_export
+    from ..dynamic.config import TuningConfig
+    from ..library import tune_and_export
 
     workloads = workloads_from_args(args)
     config = TuningConfig(max_candidates=args.max_candidates, candidate_source=args.candidates,
@@ -100,7 +101,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m tvm_morello.dynamic.cli``: the ``tune-dynamic`` subcommand without the rest of the CLI."""
+    """``python -m tvm_morello.cli.dynamic``: the ``tune-dynamic`` subcommand without the rest of the CLI."""
     parser = argparse.ArgumentParser(prog="tvm-morello")
     add_subcommand(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..codegen.kernel_funcs import kernel_panel, kernel_schedule, kernel_target, kernel_workload_mod
+from ..codegen.microkernel import MicroKernel
 from ..errors import MorelloError
+from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
-from .kernels import kernel_panel, kernel_schedule, kernel_target, kernel_workload_mod
-from .microkernels import MicroKernel
-from .shapes import DynamicWorkload
+from .records import records_of, shapes_of
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,13 @@ class Measurement:
         return dict(self.env)
 
 
-def arg_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int, env: Mapping[str, int]) -> list[tuple[int, ...]]:
-    """Concrete shapes of the kernel's parameters (A, B as the kernel takes it, output)."""
+def arg_shapes(workload: DynamicWorkload, env: Mapping[str, int], b_panel: int = 0) -> list[tuple[int, ...]]:
+    """Concrete shapes of an operator's parameters: A, B (as the user holds it, or in panels of width
+    ``b_panel`` for a prepacked weight), the output."""
     a_shape, b_shape = workload.input_shapes(env)
-    if workload.constant_b:
+    if b_panel:
         b, _, k, n = workload.dims(env)
-        width = kernel_panel(workload, micro, panel)
-        b_shape = ((b,) if workload.batch else ()) + (-(-n // width), k, width)
+        b_shape = ((b,) if workload.batch else ()) + (-(-n // b_panel), k, b_panel)
     return [a_shape, b_shape, workload.output_shape(env)]
 
 
@@ -68,7 +69,7 @@ class KernelMeasurer:
                  min_repeat_ms: int = 40, timeout_s: float = 120.0):
         from tvm.s_tir import meta_schedule as ms
 
-        from ..tune.builder import FastBuilder
+        from .builder import FastBuilder
 
         self.target = target
         self.work_dir = Path(work_dir)
@@ -90,7 +91,8 @@ class KernelMeasurer:
         mods = {micro: kernel_workload_mod(workload, micro, panel, self.target) for micro in micros}
         recorded = {micro: self._recorded(mods[micro], schedules[micro], kernel_target(micro, self.target))
                     for micro in micros}
-        shapes = [tuple(arg_shapes(workload, micro, panel, env)) for micro, env in jobs]
+        shapes = [tuple(arg_shapes(workload, env, kernel_panel(workload, micro, panel) if workload.constant_b else 0))
+                  for micro, env in jobs]
         run_secs = {i: recorded[micro][shapes[i]] for i, (micro, _) in enumerate(jobs) if shapes[i] in recorded[micro]}
         pending = [i for i in range(len(jobs)) if i not in run_secs]
         if progress is not None and run_secs:
@@ -130,11 +132,8 @@ class KernelMeasurer:
 
     def _recorded(self, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
         """Runs of this schedule already in the database: argument shapes -> run seconds."""
-        from ..tune.measured import records_of
-
         trace, target = str(sch.trace), str(tvm_target)
-        return {tuple(tuple(int(d) for d in info.shape) for info in record.args_info):
-                [float(s) for s in record.run_secs]
+        return {shapes_of(record.args_info): [float(s) for s in record.run_secs]
                 for record in records_of(self.database, workload_mod)
                 if record.run_secs and str(record.trace) == trace and str(record.target) == target}
 
@@ -146,3 +145,18 @@ class KernelMeasurer:
         record = ms.database.TuningRecord(sch.trace, workload, [tirx.FloatImm("float32", s) for s in run_secs],
                                           tvm_target, info)
         self.database.commit_tuning_record(record)
+
+
+def recorded_kernel(database, workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget):
+    """The kernel as it was measured: the trace of its first successful record in ``database``, replayed on the
+    kernel's workload (None when the database holds none)."""
+    from tvm.s_tir import Schedule
+
+    mod = kernel_workload_mod(workload, micro, panel, target)
+    tvm_target = str(kernel_target(micro, target))
+    for record in records_of(database, mod):
+        if record.run_secs and str(record.target) == tvm_target:
+            sch = Schedule(mod)
+            record.trace.apply_to_schedule(sch, remove_postproc=False)
+            return sch.mod["main"]
+    return None

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import InvalidShapeError, UnsupportedOperatorError
+from ..errors import InvalidShapeError, UnsupportedOperatorError
 
 
 @dataclass(frozen=True)

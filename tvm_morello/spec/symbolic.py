@@ -141,7 +141,7 @@ class DynamicWorkload:
         }
 
 
-def _ranges(ranges: Mapping[str, VarRange | tuple[int, int]]) -> tuple[tuple[str, VarRange], ...]:
+def ranges_of(ranges: Mapping[str, VarRange | tuple[int, int]]) -> tuple[tuple[str, VarRange], ...]:
     out = []
     for name, r in sorted(ranges.items()):
         out.append((name, r if isinstance(r, VarRange) else VarRange(int(r[0]), int(r[1]))))
@@ -150,7 +150,7 @@ def _ranges(ranges: Mapping[str, VarRange | tuple[int, int]]) -> tuple[tuple[str
 
 def dense(n: int, k: int, m_range: VarRange | tuple[int, int], *, name: str = "dense") -> DynamicWorkload:
     """Y[m, n] = X[m, k] W[n, k]ᵀ with symbolic m and a constant weight W (packed once)."""
-    return DynamicWorkload(name, 0, "m", k, n, _ranges({"m": m_range}), transpose_b=True, constant_b=True)
+    return DynamicWorkload(name, 0, "m", k, n, ranges_of({"m": m_range}), transpose_b=True, constant_b=True)
 
 
 def batch_matmul(
@@ -164,7 +164,7 @@ def batch_matmul(
     name: str = "batch_matmul",
 ) -> DynamicWorkload:
     """out[b, m, n] = A[b, m, k] B[b, n, k]ᵀ (or B[b, k, n]); both operands are activations."""
-    return DynamicWorkload(name, batch, m, k, n, _ranges(ranges), transpose_b=transpose_b)
+    return DynamicWorkload(name, batch, m, k, n, ranges_of(ranges), transpose_b=transpose_b)
 
 
 def bert_workloads(batch: int = 16, seq_hi: int = 128, hidden: int = 768, heads: int = 12,
@@ -182,12 +182,4 @@ def bert_workloads(batch: int = 16, seq_hi: int = 128, hidden: int = 768, heads:
     ]
 
 
-def from_prim_func(prim_func, ranges: Mapping[str, VarRange | tuple[int, int]], *, name: str | None = None,
-                   constant_b: bool | None = None) -> DynamicWorkload:
-    """Recognise a symbolic dense / batch_matmul PrimFunc (A[b?, m, k], B[b?, n, k] or B[b?, k, n], out last)."""
-    from .workload_match import match_matmul
-
-    return match_matmul(prim_func, _ranges(ranges), name=name, constant_b=constant_b)
-
-
-__all__ = ["Dim", "DynamicWorkload", "VarRange", "batch_matmul", "bert_workloads", "dense", "from_prim_func"]
+__all__ = ["Dim", "DynamicWorkload", "VarRange", "batch_matmul", "bert_workloads", "dense"]

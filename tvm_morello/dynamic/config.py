@@ -1,0 +1,43 @@
+"""The dynamic tuner's budgets and knobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Budgets and knobs of the joint tuning.
+
+    Parameters
+    ----------
+    max_candidates : micro-kernels measured per operator (an even spread of the candidates); None = all.
+    candidate_source : "auto", "dp" or "hardware" (see ``candidate_microkernels``).
+    shapes_per_kernel : concrete shapes each candidate is measured at (best-adapted shape first).
+    max_shapes : tuning shapes per operator the cost model ranks kernels on.
+    cap : most kernels one operator's library may contain. The greedy cover takes the kernels covering the
+        most shape weight first, so at a tight cap the few smallest shapes (little weight, but the ones where
+        a serial kernel saves the thread-pool launch) are the ones left on a slow kernel.
+    top_k, tolerance : which kernels count as good for a shape in the set cover (10% let a kernel 5-10%
+        slower on most attention shapes cover them alone).
+    run_slack : with one symbolic variable, how much slower than its best chosen kernel (relative, plus one
+        dispatcher branch) a shape's kernel may be so that it joins its neighbours' run (fewer branches).
+    number, repeat, min_repeat_ms : the runner's evaluator settings.
+    serial_kernel : also measure serial (no parallel loop) kernels for tiny shapes.
+    dot_kernels : also measure the dot-form kernels where B is an activation stored [n, k] (tiny ``A Bᵀ``).
+    seed : seeds the booster, the tree and the verification inputs.
+    """
+
+    max_candidates: int | None = 8
+    candidate_source: str = "auto"
+    shapes_per_kernel: int = 3
+    max_shapes: int = 64
+    cap: int = 6
+    top_k: int = 1
+    tolerance: float = 0.05
+    run_slack: float = 0.03
+    number: int = 3
+    repeat: int = 3
+    min_repeat_ms: int = 40
+    serial_kernel: bool = True
+    dot_kernels: bool = True
+    seed: int = 0

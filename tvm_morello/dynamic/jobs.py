@@ -1,0 +1,89 @@
+"""What tuning a dynamic workload measures: its candidate micro-kernels, the weight panel they share, and the
+shapes each kernel is run at."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..codegen.kernel_funcs import WEIGHT_PANEL_VECTORS, choose_panel, supports_dot
+from ..codegen.microkernel import MicroKernel
+from ..errors import MorelloError
+from ..spec.symbolic import DynamicWorkload
+from ..target import CpuTarget
+from .candidates import candidate_microkernels, dot_microkernels, serial_microkernels
+from .config import TuningConfig
+from .cost_model import adaptation
+
+
+def _representative(dim, workload: DynamicWorkload) -> int:
+    return dim if isinstance(dim, int) else workload.range_of(dim).hi
+
+
+def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: TuningConfig) -> list[MicroKernel]:
+    """Hardware-sized candidates usable by this workload: an unpacked B[k, n] needs NR to divide n; prepacked
+    weights share one panel width, so NR is capped at ``WEIGHT_PANEL_VECTORS`` vectors."""
+    k, n = _representative(workload.k, workload), _representative(workload.n, workload)
+    if workload.constant_b:
+        usable = lambda mk: mk.nr <= WEIGHT_PANEL_VECTORS * target.lanes()  # noqa: E731
+    elif workload.packs_b():
+        usable = None
+    else:
+        usable = lambda mk: n % mk.nr == 0  # noqa: E731
+    micros = candidate_microkernels(target, k, n, limit=config.max_candidates, source=config.candidate_source,
+                                    usable=usable)
+    if not micros:
+        raise MorelloError(f"{workload.name}: no register tile divides n={n}; supported are multiples of {target.lanes()}")
+    if config.serial_kernel:
+        micros.extend(mk for mk in serial_microkernels(target) if usable is None or usable(mk))
+    if config.dot_kernels and supports_dot(workload, target.lanes()):
+        micros.extend(dot_microkernels())
+    return micros
+
+
+def measurement_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int, shapes: Sequence[Mapping[str, int]],
+                       cores: int, count: int) -> list[dict[str, int]]:
+    """DietCode's choice first: the shape where ``micro`` is best adapted (largest such); then the smallest,
+    the middle of the range on a log scale of flops, the largest, and the log-scale quartiles, so that
+    throughput, overhead and occupancy can be learned and small shapes are not extrapolated to."""
+    def score(env):
+        return adaptation(workload, micro, panel, env, cores).factor(1.0), workload.flops(env)
+
+    by_size = sorted(shapes, key=workload.flops)
+    log_flops = np.log([workload.flops(env) for env in by_size])
+
+    def at_log_fraction(fraction: float):
+        goal = log_flops[0] + fraction * (log_flops[-1] - log_flops[0])
+        return by_size[int(np.argmin(np.abs(log_flops - goal)))]
+
+    ordered = [max(shapes, key=score), by_size[0], at_log_fraction(0.5), by_size[-1], at_log_fraction(0.25),
+               at_log_fraction(0.75)]
+    picked: list[dict[str, int]] = []
+    for env in ordered:
+        if dict(env) not in picked:
+            picked.append(dict(env))
+    return picked[:count]
+
+
+@dataclass(frozen=True)
+class TuningJobs:
+    """What tuning one workload will measure: its candidate micro-kernels, the weight panel they share, and the
+    (kernel, shape) runs; planned for every workload before any is measured, so progress has a true total."""
+
+    workload: DynamicWorkload
+    micros: tuple[MicroKernel, ...]
+    panel: int
+    jobs: tuple[tuple[MicroKernel, Mapping[str, int]], ...]
+    planning_seconds: float
+
+
+def plan_jobs(workload: DynamicWorkload, target: CpuTarget, config: TuningConfig) -> TuningJobs:
+    start = time.perf_counter()
+    micros = workload_candidates(workload, target, config)
+    panel = choose_panel(workload, micros, target.lanes())
+    shapes, _ = workload.tuning_shapes(config.max_shapes)
+    jobs = [(mk, env) for mk in micros
+            for env in measurement_shapes(workload, mk, panel, shapes, target.cores, config.shapes_per_kernel)]
+    return TuningJobs(workload, tuple(micros), panel, tuple(jobs), time.perf_counter() - start)
