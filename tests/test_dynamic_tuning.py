@@ -55,6 +55,25 @@ def test_interrupted_measurement_resumes_from_the_database(tmp_path):
     assert len(resumed.database.get_all_tuning_records()) == 3
 
 
+def test_export_takes_each_kernels_own_record_when_kernels_share_a_workload(tmp_path):
+    from tvm_ffi import structural_equal
+
+    from tvm_morello.codegen.kernel_funcs import choose_panel, kernel_schedule
+    from tvm_morello.measure.kernels import recorded_kernel
+
+    wl = dyn.batch_matmul(2, "T", "T", 64, {"T": (1, 32)}, transpose_b=False, name="av")
+    lanes = TARGET.lanes()
+    parallel, serial = dyn.MicroKernel(2, 4 * lanes), dyn.MicroKernel(2, 4 * lanes, parallel=False)
+    panel = choose_panel(wl, [parallel, serial], lanes)
+    measurer = dyn.KernelMeasurer(TARGET, tmp_path, number=1, repeat=1, min_repeat_ms=1)
+    measurer.measure(wl, panel, [(serial, {"T": 3}), (parallel, {"T": 24})])  # the serial kernel's record first
+    for micro, other in ((parallel, serial), (serial, parallel)):
+        replayed = recorded_kernel(measurer.database, wl, micro, panel, TARGET)
+        assert structural_equal(replayed, kernel_schedule(wl, micro, panel, TARGET).mod["main"])
+        assert not structural_equal(replayed, kernel_schedule(wl, other, panel, TARGET).mod["main"])
+    assert recorded_kernel(measurer.database, wl, dyn.MicroKernel(2, 2 * lanes), panel, TARGET) is None
+
+
 def test_ctrl_c_stops_between_runs_and_keeps_them(tmp_path):
     import os
     import signal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
 from .loop_plan import microkernel_plan
-from .microkernel import MicroKernel
+from .microkernel import MICRO_ANNOTATION, MicroKernel
 from .panels import PanelPack, ceildiv, i64, pack_compute, panel_index_map, panel_shape
 from .register_tile import schedule_register_tiles
 
@@ -109,6 +109,7 @@ def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, tar
     """The register-tile schedule of ``microkernel_plan`` on the kernel workload: its accumulator block is the
     register tile, its output block the write-back, its pack block (activations) B's panels."""
     acc = sch.get_sblock(ACC_BLOCK)
+    sch.annotate(acc, MICRO_ANNOTATION, micro.key)
     roles = ("b",) * bool(workload.batch) + (("m", "n", "lane", "k") if micro.dot else ("m", "n", "k"))
     loops = dict(zip(roles, sch.get_loops(acc)))
     packs_b = not micro.dot and not workload.constant_b and workload.packs_b()

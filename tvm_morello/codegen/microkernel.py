@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from ..target import CpuTarget
 
 RESERVED_VREGS = 4  # broadcast register and rhs vectors LLVM keeps live beside the accumulators
+# Every micro-kernel schedule annotates its matmul block with the kernel's key, so a database record says which
+# kernel it measured (kernels of one MR share their unscheduled workload, whatever their NR or parallelism).
+MICRO_ANNOTATION = "morello_microkernel"
 
 
 @dataclass(frozen=True, order=True)
@@ -42,3 +45,9 @@ class MicroKernel:
     def fits(self, target: CpuTarget) -> bool:
         lanes = target.lanes()
         return (self.dot or self.nr % lanes == 0) and self.accumulators(lanes) + RESERVED_VREGS <= target.vector_registers
+
+
+def record_microkernel(record) -> MicroKernel | None:
+    """The micro-kernel a meta-schedule record measured, read from the annotation its trace made (None: not one)."""
+    found = re.search(rf'ann_key="{MICRO_ANNOTATION}", ann_val="([a-z0-9_]+)"', str(record.trace))
+    return MicroKernel.from_key(found.group(1)) if found else None

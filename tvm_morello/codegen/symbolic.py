@@ -8,12 +8,9 @@ from ..errors import InvalidShapeError
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
 from .loop_plan import microkernel_plan
-from .microkernel import MicroKernel
+from .microkernel import MICRO_ANNOTATION, MicroKernel
 from .panels import PanelPack
 from .register_tile import schedule_register_tiles
-
-MICRO_ANNOTATION = "morello_microkernel"
-
 
 def check_one_index_dtype(prim_func) -> None:
     """Scheduling the PrimFunc itself (the meta-schedule route) packs weight panels with a layout map, which

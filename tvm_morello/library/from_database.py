@@ -2,12 +2,10 @@
 times feed the throughput model and set cover, their traces are the kernels."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Mapping
 
-from ..codegen.microkernel import MicroKernel
-from ..codegen.symbolic import MICRO_ANNOTATION
+from ..codegen.microkernel import record_microkernel
 from ..dynamic.config import TuningConfig
 from ..dynamic.planning import plan_from_measurements
 from ..errors import MorelloError
@@ -18,12 +16,6 @@ from ..target import resolve_target
 from ..tune.symbolic import symbolic_workload
 
 
-def _record_micro(record) -> MicroKernel | None:
-    """The micro-kernel a record's trace scheduled, read from its annotate instruction."""
-    found = re.search(rf'ann_key="{MICRO_ANNOTATION}", ann_val="([a-z0-9_]+)"', str(record.trace))
-    return MicroKernel.from_key(found.group(1)) if found else None
-
-
 def records_by_kernel(database, prim_func, workload: DynamicWorkload) -> tuple[list[Measurement], dict]:
     """Measurements from every annotated record of ``prim_func`` (the symbolic workload), and for each
     micro-kernel the trace of its first record."""
@@ -31,7 +23,7 @@ def records_by_kernel(database, prim_func, workload: DynamicWorkload) -> tuple[l
 
     measurements, traces = [], {}
     for record in records_of(database, tvm.IRModule({"main": prim_func})):
-        micro = _record_micro(record)
+        micro = record_microkernel(record)
         if micro is None or not record.run_secs:
             continue
         shapes = shapes_of(record.args_info)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..codegen.kernel_funcs import kernel_panel, kernel_schedule, kernel_target, kernel_workload_mod
-from ..codegen.microkernel import MicroKernel
+from ..codegen.microkernel import MicroKernel, record_microkernel
 from ..errors import MorelloError
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
@@ -149,13 +149,14 @@ class KernelMeasurer:
 
 def recorded_kernel(database, workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget):
     """The kernel as it was measured: the trace of its first successful record in ``database``, replayed on the
-    kernel's workload (None when the database holds none)."""
+    kernel's workload (None when the database holds none). Kernels of one MR share a workload; the annotation
+    their schedule makes tells whose record it is."""
     from tvm.s_tir import Schedule
 
     mod = kernel_workload_mod(workload, micro, panel, target)
     tvm_target = str(kernel_target(micro, target))
     for record in records_of(database, mod):
-        if record.run_secs and str(record.target) == tvm_target:
+        if record.run_secs and str(record.target) == tvm_target and record_microkernel(record) == micro:
             sch = Schedule(mod)
             record.trace.apply_to_schedule(sch, remove_postproc=False)
             return sch.mod["main"]
