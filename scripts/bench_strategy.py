@@ -324,6 +324,20 @@ def write_markdown(path: Path, report: dict) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def keep_calibration_as_it_is() -> None:
+    """Point this run's processes at a private copy of the stored calibrations: MorelloSearch refits the stored
+    calibration of its CPU after every tune, which would change the cost constants under later workloads of this
+    run and under every later benchmark on this machine."""
+    import shutil
+
+    from tvm_morello.cost.store import CACHE_DIR_ENV, cache_dir
+
+    private = Path(tempfile.mkdtemp(prefix="bench_calibration_"))
+    if (cache_dir() / "calibration").exists():
+        shutil.copytree(cache_dir() / "calibration", private / "calibration")
+    os.environ[CACHE_DIR_ENV] = str(private)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and budgets (a smoke test)")
@@ -353,6 +367,7 @@ def main() -> None:
     out = Path(args.out) if args.out else REPO / "benchmarks" / ("strategy_quick" if args.quick else "strategy")
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    keep_calibration_as_it_is()
     rows, curves = [], {}
     for workload in workloads:
         numpy_gflops = run_worker(["--worker", "numpy", "--workload", workload])["gflops"]

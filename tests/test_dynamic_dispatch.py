@@ -225,3 +225,57 @@ def test_measurement_shapes_span_the_range_on_a_log_scale():
     ts = [env["T"] for env in picked]
     assert len(set(ts)) == 4 and ts[0] % 16 == 0  # best adapted first: whole 16-wide tiles
     assert 1 in ts and 128 in ts and any(8 <= t <= 16 for t in ts)  # T^2 flops: the log middle is T ~ 11
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.integers(1, 5), length=st.integers(1, 600), max_shapes=st.integers(4, 64))
+def test_tuning_shapes_keep_the_small_end_and_the_share_of_every_call(lo, length, max_shapes):
+    from tvm_morello.spec.symbolic import SMALL_END
+
+    wl = dyn.dense(64, 64, (lo, lo + length - 1))
+    shapes, weights = wl.tuning_shapes(max_shapes)
+    values = [s["m"] for s in shapes]
+    assert values == sorted(set(values)) and len(values) == min(length, max_shapes)
+    small = min(SMALL_END, max_shapes // 2) if length > max_shapes else length
+    assert values[:small] == list(range(lo, lo + small)) and values[-1] == lo + length - 1
+    # every declared value's share goes to the nearest tuned value: shares are whole counts of values
+    counts = weights * length
+    assert np.isclose(weights.sum(), 1) and np.allclose(counts, np.round(counts)) and (counts >= 1 - 1e-9).all()
+
+
+def test_losing_shapes_are_the_worst_checked_points_first():
+    from tvm_morello.library.export import losing_shapes
+
+    plan = OperatorPlan(dyn.dense(64, 64, (1, 64)), 64, (MicroKernel(1, 16),), DispatchTree(["m"]).fit([[1]], [0]))
+    plan.provenance["speed_check"] = {"points": [
+        {"shape": {"m": 1}, "seconds": 2.0, "numpy_seconds": 1.0},   # 0.5x numpy
+        {"shape": {"m": 2}, "seconds": 1.0, "numpy_seconds": 0.95},  # 0.95x: not losing at 0.9
+        {"shape": {"m": 8}, "seconds": 1.0, "numpy_seconds": 0.8},   # 0.8x
+        {"shape": {"m": 64}, "seconds": 1.0, "numpy_seconds": 3.0},
+    ]}
+    assert losing_shapes(plan, below=0.9) == [{"m": 1}, {"m": 8}]
+    assert losing_shapes(plan, below=0.9, most=1) == [{"m": 1}]
+    assert losing_shapes(plan, below=0.4) == []
+
+
+def test_serial_kernels_are_measured_at_the_small_end():
+    from tvm_morello.dynamic.jobs import measurement_shapes
+
+    wl = dyn.dense(1024, 4096, (1, 256))
+    shapes, _ = wl.tuning_shapes(64)
+    picked = measurement_shapes(wl, MicroKernel(1, 16, parallel=False), 64, shapes, cores=2, count=3)
+    assert [env["m"] for env in picked] == [1, 5, 8]  # smallest, middle and largest of m = 1..8
+    parallel = measurement_shapes(wl, MicroKernel(4, 32), 64, shapes, cores=2, count=3)
+    assert max(env["m"] for env in parallel) > 8  # parallel kernels still span the range
+
+
+def test_speed_check_points_are_tuned_shapes_from_the_small_end_to_the_top():
+    from tvm_morello.library.speed import check_points
+
+    wl = dyn.dense(64, 64, dyn.VarRange.scaled(1, 128, 16))  # m = 16 T: only multiples of 16 are tuned for
+    plan = OperatorPlan(wl, 64, (MicroKernel(1, 16),), DispatchTree(["m"]).fit([[16]], [0]),
+                        {"config": {"max_shapes": 64}})
+    points = [env["m"] for env in check_points(plan, count=12)]
+    tuned = {env["m"] for env in wl.tuning_shapes(64)[0]}
+    assert len(points) == 12 and set(points) <= tuned
+    assert points[:6] == [16, 32, 48, 64, 80, 96] and points[-1] == 2048

@@ -39,6 +39,23 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
     assert "| qk |" in dyn.summary_table(plans)
 
 
+def test_replan_measures_every_candidate_where_the_library_lost(tmp_path):
+    from tvm_morello.dynamic.tuner import replan
+
+    wl = dyn.dense(64, 64, (1, 40), name="d")
+    (plan,) = dyn.tune_dynamic([wl], TARGET, work_dir=tmp_path, config=TINY, show_progress=False)
+    measurer = dyn.KernelMeasurer(TARGET, tmp_path, number=2, repeat=1, min_repeat_ms=1)
+    replanned = replan(plan, [{"m": 3}, {"m": 17}], TARGET, TINY, measurer)
+    runs = replanned.provenance["measurements"]
+    candidates = set(plan.provenance["candidates"])
+    for m in (3, 17):  # every candidate now has a measured time there, beside all the earlier runs
+        assert {r["kernel"] for r in runs if r["shape"] == {"m": m}} == candidates
+    assert len({(r["kernel"], r["shape"]["m"]) for r in runs}) == len(runs)  # none measured twice
+    assert replanned.provenance["replanned_at"] == [{"m": 3}, {"m": 17}]
+    assert replanned.provenance["tuning_seconds"] > plan.provenance["tuning_seconds"]
+    assert set(replanned.tree.kernels_used()) <= set(range(len(replanned.kernels)))
+
+
 def test_interrupted_measurement_resumes_from_the_database(tmp_path):
     from tvm_morello.codegen.kernel_funcs import choose_panel
 
@@ -104,6 +121,11 @@ def test_cli_writes_library_and_manifest(tmp_path, capsys):
     assert out.exists() and manifest["operators"][0]["workload"]["ranges"]["m"] == {"lo": 1, "hi": 24, "sample": [],
                                                                                      "weights": []}
     assert manifest["operators"][0]["tuning"]["candidates"]
+    # the CLI times the library against numpy before writing it: the smallest and the largest tuned m among them
+    check = manifest["operators"][0]["tuning"]["speed_check"]
+    checked = [p["shape"]["m"] for p in check["points"]]
+    assert min(checked) == 1 and max(checked) == 24 and len(checked) == 12
+    assert all(p["seconds"] > 0 and p["numpy_seconds"] > 0 for p in check["points"]) and check["geomean_vs_numpy"] > 0
     assert "wrote" in capsys.readouterr().out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..codegen.kernel_funcs import WEIGHT_PANEL_VECTORS, choose_panel, supports_dot
 from ..codegen.microkernel import MicroKernel
 from ..errors import MorelloError
-from ..spec.symbolic import DynamicWorkload
+from ..spec.symbolic import SMALL_END, DynamicWorkload
 from ..target import CpuTarget
 from .candidates import candidate_microkernels, dot_microkernels, serial_microkernels
 from .config import TuningConfig
@@ -47,11 +47,17 @@ def measurement_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int
                        cores: int, count: int) -> list[dict[str, int]]:
     """DietCode's choice first: the shape where ``micro`` is best adapted (largest such); then the smallest,
     the middle of the range on a log scale of flops, the largest, and the log-scale quartiles, so that
-    throughput, overhead and occupancy can be learned and small shapes are not extrapolated to."""
+    throughput, overhead and occupancy can be learned and small shapes are not extrapolated to.
+
+    A serial kernel exists for the smallest calls (no thread-pool wake-up), so it is measured across the
+    ``SMALL_END`` smallest shapes instead: smallest, their middle, their largest."""
     def score(env):
         return adaptation(workload, micro, panel, env, cores).factor(1.0), workload.flops(env)
 
     by_size = sorted(shapes, key=workload.flops)
+    if not micro.parallel:
+        small = by_size[:SMALL_END]
+        return _distinct([small[0], small[len(small) // 2], small[-1]])[:count]
     log_flops = np.log([workload.flops(env) for env in by_size])
 
     def at_log_fraction(fraction: float):
@@ -60,11 +66,15 @@ def measurement_shapes(workload: DynamicWorkload, micro: MicroKernel, panel: int
 
     ordered = [max(shapes, key=score), by_size[0], at_log_fraction(0.5), by_size[-1], at_log_fraction(0.25),
                at_log_fraction(0.75)]
+    return _distinct(ordered)[:count]
+
+
+def _distinct(envs) -> list[dict[str, int]]:
     picked: list[dict[str, int]] = []
-    for env in ordered:
+    for env in envs:
         if dict(env) not in picked:
             picked.append(dict(env))
-    return picked[:count]
+    return picked
 
 
 @dataclass(frozen=True)

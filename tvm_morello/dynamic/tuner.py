@@ -5,9 +5,10 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from ..measure.kernels import KernelMeasurer
+from ..codegen.microkernel import MicroKernel
+from ..measure.kernels import KernelMeasurer, Measurement
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, require_host, resolve_target
 from .config import TuningConfig
@@ -32,8 +33,10 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
 
 
 def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir: str | Path | None = None,
-                 config: TuningConfig | None = None, show_progress: bool = True) -> list[OperatorPlan]:
-    """Tune every workload (records go to a JSONDatabase in ``work_dir``) on this host; prints a summary table."""
+                 config: TuningConfig | None = None, show_progress: bool = True,
+                 print_summary: bool | None = None) -> list[OperatorPlan]:
+    """Tune every workload (records go to a JSONDatabase in ``work_dir``) on this host; prints a summary table
+    (``print_summary``, by default when showing progress)."""
     from tqdm.auto import tqdm
 
     target = resolve_target(target)
@@ -47,6 +50,26 @@ def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir:
     runs = sum(len(p.jobs) for p in planned)
     with tqdm(total=runs, desc="tuning", unit="run", disable=not show_progress) as progress:
         plans = [tune_workload(p, target, measurer, config, progress) for p in planned]
-    if show_progress:
+    if show_progress if print_summary is None else print_summary:
         print(summary_table(plans))
     return plans
+
+
+def replan(plan: OperatorPlan, envs: Sequence[Mapping[str, int]], target: CpuTarget, config: TuningConfig,
+           measurer: KernelMeasurer) -> OperatorPlan:
+    """Measure every candidate of ``plan`` at ``envs`` (shapes where its library lost to numpy) and plan again:
+    the set cover then sees measured times of every kernel there instead of predictions, and may take in the
+    kernel that wins there."""
+    start = time.perf_counter()
+    workload, prov = plan.workload, plan.provenance
+    micros = [MicroKernel.from_key(key) for key in prov["candidates"]]
+    earlier = [Measurement(MicroKernel.from_key(m["kernel"]), tuple(sorted(m["shape"].items())), m["seconds"],
+                           m["gflops"]) for m in prov["measurements"]]
+    have = {(m.micro, m.env) for m in earlier}
+    jobs = [(micro, dict(env)) for env in envs for micro in micros if (micro, tuple(sorted(env.items()))) not in have]
+    added = measurer.measure(workload, plan.panel, jobs) if jobs else []
+    replanned = plan_from_measurements(workload, target, plan.panel, micros, earlier + added, config)
+    replanned.provenance.update(database=prov.get("database"), replanned_at=[dict(env) for env in envs],
+                                speed_check_before_replan=prov.get("speed_check"),
+                                tuning_seconds=prov.get("tuning_seconds", 0.0) + time.perf_counter() - start)
+    return replanned

@@ -1,4 +1,5 @@
-"""Compile the dispatching IRModule, verify it against numpy, and write one .so plus its JSON manifest."""
+"""Compile the dispatching IRModule, verify it against numpy (and time it), write one .so plus its JSON manifest;
+``tune_and_export`` runs the whole job from workloads to the library."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,12 +8,20 @@ from typing import Sequence
 
 from ..dynamic.config import TuningConfig
 from ..dynamic.plan import OperatorPlan
-from ..dynamic.tuner import tune_dynamic
+from ..dynamic.summary import summary_table
+from ..dynamic.tuner import replan, tune_dynamic
+from ..measure.kernels import KernelMeasurer
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, resolve_target
 from .manifest import build_manifest, manifest_path, write_manifest
 from .modules import build_modules
+from .speed import check_speed
 from .verify import VerificationReport, verify_library
+
+
+SPEED_POINTS = 12  # shapes per operator a tuned library is timed at against numpy before it is written
+REPLAN_BELOW = 0.9  # a checked shape where the library is slower than this fraction of numpy's speed is re-planned
+REPLAN_SHAPES = 3  # at most this many such shapes per operator (each costs a run of every candidate)
 
 
 @dataclass(frozen=True)
@@ -37,15 +46,23 @@ def compile_library(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_fun
 
 
 def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str | Path, *, kernel_funcs=None,
-                   random_per_region: int = 2) -> ExportedLibrary:
+                   random_per_region: int = 2, speed_points: int = 0) -> ExportedLibrary:
     """Compile, verify every dispatch region (raises VerificationError, writing nothing, on a mismatch),
     then write ``path`` (.so) and the manifest beside it (same name, .json).
 
     The kernels are the traces the tuner measured (``measured_kernels``) unless ``kernel_funcs`` maps (operator,
-    kernel index) to PrimFuncs of its own."""
+    kernel index) to PrimFuncs of its own. With ``speed_points`` each operator is also timed against numpy at that
+    many shapes (``speed.check_speed``); the results go into its provenance and the manifest."""
     path = Path(path)
     executable = compile_library(plans, target, measured_kernels(plans, target) if kernel_funcs is None else kernel_funcs)
     report = verify_library(executable, plans, random_per_region=random_per_region)
+    if speed_points:
+        import tvm
+        from tvm import relax
+
+        vm = relax.VirtualMachine(executable, tvm.cpu())
+        for plan, check in zip(plans, check_speed(vm, plans, speed_points)):
+            plan.provenance["speed_check"] = check.to_json()
     path.parent.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(path))
     manifest = write_manifest(build_manifest(plans, target, path, report.to_json()), manifest_path(path))
@@ -66,10 +83,34 @@ def load_library(path: str | Path):
 def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, target=None, *,
                     work_dir: str | Path | None = None, config: TuningConfig | None = None,
                     show_progress: bool = True):
-    """Tune, verify and write ``out`` (.so) plus ``out`` with .json (the manifest)."""
+    """Tune, verify, time against numpy and write ``out`` (.so) plus ``out`` with .json (the manifest); prints the
+    summary table with the library's measured worst point.
+
+    Where the library runs below ``REPLAN_BELOW`` of numpy at a checked shape, every candidate is measured at the
+    worst such shapes and that operator is planned again (its kernel set may grow there), once."""
     target = resolve_target(target)
-    plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress)
-    return export_library(plans, target, out)
+    config = config or TuningConfig()
+    plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
+                         print_summary=False)
+    exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
+    losing = [losing_shapes(plan) for plan in plans]
+    if any(losing):
+        measurer = KernelMeasurer(target, plans[0].provenance["database"], number=config.number,
+                                  repeat=config.repeat, min_repeat_ms=config.min_repeat_ms)
+        plans = [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
+        exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
+    if show_progress:
+        print(summary_table(plans))
+    return exported
+
+
+def losing_shapes(plan: OperatorPlan, below: float = REPLAN_BELOW, most: int = REPLAN_SHAPES) -> list[dict]:
+    """The checked shapes (``speed_check``) where the library ran below ``below`` of numpy, worst first."""
+    def speedup(point: dict) -> float:
+        return point["numpy_seconds"] / point["seconds"]
+
+    points = plan.provenance.get("speed_check", {}).get("points", [])
+    return [p["shape"] for p in sorted((p for p in points if speedup(p) < below), key=speedup)][:most]
 
 
 def measured_kernels(plans: Sequence[OperatorPlan], target: CpuTarget) -> dict:

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import InvalidShapeError, UnsupportedDtypeError, UnsupportedOperatorError
 
 Dim = int | str  # a static extent, or the name of a symbolic variable
+SMALL_END = 8  # the smallest values of a range, each tuned for (m = 1..8 for a range starting at 1)
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,20 @@ class DynamicWorkload:
         return self.constant_b or self.transpose_b or isinstance(self.n, str)
 
     def tuning_shapes(self, max_shapes: int = 64, seed: int = 0) -> tuple[list[dict[str, int]], np.ndarray]:
-        """Assignments of the variables to tune for, with their weights (a product of the per-variable samples,
-        subsampled to ``max_shapes`` deterministically)."""
+        """Assignments of the variables to tune for, with their weights (the share of the declared calls each
+        stands for), at most ``max_shapes``, deterministic.
+
+        One variable: its ``SMALL_END`` smallest values each, then an even spread of the rest; every value's
+        weight goes to the nearest picked one. Small calls are where a wrong kernel costs most relative to the
+        call, and where one step of m changes the best kernel. Several variables: an even spread of their
+        product."""
+        if len(self.ranges) == 1:
+            (name, rng), = self.ranges
+            values, value_weights = np.asarray(rng.values()), rng.value_weights()
+            picked = spread_with_small_end(len(values), max_shapes)
+            nearest = np.abs(values[:, None] - values[picked][None, :]).argmin(axis=1)
+            weights = np.bincount(nearest, weights=value_weights, minlength=len(picked))
+            return [{name: int(values[i])} for i in picked], weights / weights.sum()
         per_var = [(name, r.values(), r.value_weights()) for name, r in self.ranges]
         combos = list(itertools.product(*[range(len(values)) for _, values, _ in per_var]))
         weights = np.array([math.prod(w[i] for (_, _, w), i in zip(per_var, c)) for c in combos])
@@ -139,6 +152,16 @@ class DynamicWorkload:
             "transpose_b": self.transpose_b, "constant_b": self.constant_b, "dtype": self.dtype,
             "ranges": {name: r.to_json() for name, r in self.ranges},
         }
+
+
+def spread_with_small_end(count: int, budget: int) -> list[int]:
+    """Indices of ``budget`` of ``count`` sorted values: the first ``SMALL_END`` each, then an even spread of
+    the rest that always ends on the last one (all of them when they fit)."""
+    if count <= budget:
+        return list(range(count))
+    small = min(SMALL_END, budget // 2)
+    rest = np.linspace(small, count - 1, budget - small).round().astype(int)
+    return sorted(set(range(small)) | {int(i) for i in rest})
 
 
 def ranges_of(ranges: Mapping[str, VarRange | tuple[int, int]]) -> tuple[tuple[str, VarRange], ...]:

@@ -1,0 +1,289 @@
+"""Other models' matmuls (issue 14) -> benchmarks/shapes.{json,md,png}.
+
+Static part: shapes from the published configurations of decoder LLMs (prefill and decode), encoder and vision
+transformers and speech models, none of them BERT-base's. For each: MorelloSearch and meta-schedule's default
+EvolutionarySearch at equal trials (32 and 64; the same FastBuilder, LocalRunner and batch size, each tune in its
+own process, via bench_strategy's workers), numpy in its own process, tuning wall time; decode GEMVs also against
+the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM).
+
+Dynamic part: dense operators of those models tuned over m = 1..512 with the CLI's defaults (``tune_and_export``),
+every m of the sweep timed against numpy (a persistent numpy process, bench_dynamic's worker).
+
+    python scripts/bench_shapes.py            # full run (about an hour and a half on 2 cores)
+    python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_strategy  # noqa: E402
+from bench_dynamic import NumpyTimer, time_library  # noqa: E402
+from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
+
+# (model family, what the matmul is, workload); dense:MxKxN is Y = X Wᵀ with W[N, K]; batch_matmul:BxMxKxN is
+# Z[b] = X[b] Y[b]ᵀ with Y[B, N, K]. Sources: the models' config.json on the Hugging Face hub.
+STATIC_SHAPES = [
+    ("llama-2-7b", "decode q/k/v/o", "dense:1x4096x4096"),
+    ("llama-2-7b", "decode ffn up", "dense:1x4096x11008"),
+    ("llama-2-7b", "decode ffn down", "dense:1x11008x4096"),
+    ("llama-2-7b", "prefill 37 tokens q/k/v/o", "dense:37x4096x4096"),
+    ("llama-2-7b", "prefill 37 tokens ffn down", "dense:37x11008x4096"),
+    ("llama-2-7b", "attention scores, 37 tokens", "batch_matmul:32x37x128x37"),
+    ("mistral-7b", "decode k/v (8 kv heads)", "dense:1x4096x1024"),
+    ("mistral-7b", "decode ffn up", "dense:1x4096x14336"),
+    ("mistral-7b", "prefill 19 tokens k/v", "dense:19x4096x1024"),
+    ("gpt-2", "decode qkv", "dense:1x768x2304"),
+    ("gpt-2", "decode ffn up", "dense:1x768x3072"),
+    ("gpt-2", "prefill 50 tokens ffn down", "dense:50x3072x768"),
+    ("gpt-2", "attention scores, 50 tokens", "batch_matmul:12x50x64x50"),
+    ("phi-2", "decode ffn up", "dense:1x2560x10240"),
+    ("phi-2", "prefill 23 tokens qkv", "dense:23x2560x7680"),
+    ("phi-2", "attention scores, 23 tokens", "batch_matmul:32x23x80x23"),
+    ("vit-b-16", "qkv, 197 tokens", "dense:197x768x2304"),
+    ("vit-b-16", "ffn up", "dense:197x768x3072"),
+    ("vit-b-16", "ffn down", "dense:197x3072x768"),
+    ("vit-b-16", "attention scores", "batch_matmul:12x197x64x197"),
+    ("vit-l-16", "ffn up", "dense:197x1024x4096"),
+    ("vit-l-16", "attention scores", "batch_matmul:16x197x64x197"),
+    ("whisper-base", "encoder ffn up, 1500 frames", "dense:1500x512x2048"),
+    ("whisper-base", "encoder ffn down", "dense:1500x2048x512"),
+    ("whisper-base", "decoder step q", "dense:1x512x512"),
+    ("whisper-base", "decoder cross-attention scores", "batch_matmul:8x1x64x1500"),
+    ("whisper-small", "encoder qkv proj", "dense:1500x768x768"),
+    ("t5-small", "encoder ffn up, 31 tokens", "dense:31x512x2048"),
+    ("t5-small", "encoder ffn down", "dense:31x2048x512"),
+    ("t5-small", "attention scores", "batch_matmul:8x31x64x31"),
+    ("distilgpt2", "decode lm head slice", "dense:1x768x8192"),
+    ("stable-diffusion-unet", "cross-attention scores, 77 tokens", "batch_matmul:8x256x40x77"),
+]
+QUICK_STATIC = [STATIC_SHAPES[i] for i in (0, 6, 12, 16, 25)]
+# dense operators of those models over m = 1..512 (the weight is the constant): (model, what, K, N)
+DYNAMIC_DENSE = [
+    ("llama-2-7b", "ffn down", 11008, 4096),
+    ("mistral-7b", "k/v proj", 4096, 1024),
+    ("gpt-2", "ffn up", 768, 3072),
+    ("whisper-base", "ffn down", 2048, 512),
+]
+M_RANGE = (1, 512)
+
+STATIC_TARGETS = {"geomean_vs_numpy": 1.25, "geomean_vs_default": 1.3, "min_vs_numpy": 0.9, "min_vs_default": 1.0,
+                  "gemv_bandwidth": 0.85}
+DYNAMIC_TARGETS = {"geomean_vs_numpy": 1.3, "min_vs_numpy": 0.9, "tuning_s": 60.0}
+
+
+def is_gemv(workload: str) -> bool:
+    kind, shape = bench_strategy.parse_workload(workload)
+    return kind == "dense" and shape[0] == 1
+
+
+# ---- bandwidth probe -------------------------------------------------------------------------------------------
+
+
+def read_bandwidth(rows: int, cols: int) -> float:
+    """Bytes per second a parallel, vectorised sum over every row of an fp32 [rows, cols] array reads (the weight
+    footprint of a GEMV), timed like a kernel: the array stays where repeated calls leave it (L3 or DRAM)."""
+    import numpy as np
+    import tvm
+    from tvm import te
+
+    import tvm_morello
+
+    cpu = tvm_morello.resolve_target(None)
+    w = te.placeholder((rows, cols), name="W")
+    k = te.reduce_axis((0, cols), "k")
+    out = te.compute((rows,), lambda i: te.sum(w[i, k], axis=k), name="S")
+    sch = tvm.s_tir.Schedule(te.create_prim_func([w, out]))
+    block = sch.get_sblock("S")
+    i, kk = sch.get_loops(block)
+    sch.parallel(i)
+    ko, ki = sch.split(kk, [None, cpu.lanes()])
+    rf = sch.rfactor(ki, 1)
+    sch.vectorize(sch.get_loops(rf)[-1])
+    lib = tvm.compile(sch.mod, target=cpu.tvm_target())
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(np.ones((rows, cols), "float32"), dev), tvm.runtime.tensor(np.zeros(rows, "float32"), dev)]
+    seconds = min(lib.time_evaluator("main", dev, number=5, repeat=5, min_repeat_ms=50)(*args).results)
+    return rows * cols * 4 / seconds
+
+
+# ---- static part -------------------------------------------------------------------------------------------------
+
+
+def run_static(shapes, checkpoints: list[int], per_iter: int) -> list[dict]:
+    rows = []
+    for family, what, workload in shapes:
+        numpy_gflops = bench_strategy.run_worker(["--worker", "numpy", "--workload", workload])["gflops"]
+        entry = {"family": family, "what": what, "workload": workload, "numpy_gflops": numpy_gflops}
+        for strategy in bench_strategy.STRATEGIES:
+            print(f"[bench_shapes] {workload} ({family} {what}) {strategy} ...", flush=True)
+            result = bench_strategy.run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
+                                                "--checkpoints", ",".join(map(str, checkpoints)),
+                                                "--per-iter", str(per_iter), "--seed", "0"])
+            for row in bench_strategy.summarize(workload, strategy, result, checkpoints, numpy_gflops):
+                entry[f"{strategy}_{row['max_trials']}_gflops"] = row["gflops"]
+                entry[f"{strategy}_{row['max_trials']}_wall_s"] = row["tuning_wall_s"]
+                entry[f"{strategy}_{row['max_trials']}_correct"] = row["correct"]
+        if is_gemv(workload):
+            _, (_, k, n) = bench_strategy.parse_workload(workload)
+            seconds = bench_strategy.flops(workload) / (entry[f"morello_{max(checkpoints)}_gflops"] * 1e9)
+            entry["weight_bytes"] = 4 * k * n
+            entry["gemv_bytes_per_s"] = entry["weight_bytes"] / seconds
+            entry["probe_bytes_per_s"] = probe_in_own_process(n, k)
+            entry["gemv_bandwidth_fraction"] = entry["gemv_bytes_per_s"] / entry["probe_bytes_per_s"]
+        rows.append(entry)
+    return rows
+
+
+def probe_in_own_process(rows: int, cols: int) -> float:
+    """The bandwidth probe in a process of its own (like every other timing here)."""
+    import subprocess
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import bench_shapes; "
+            f"print(bench_shapes.read_bandwidth({rows}, {cols}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def static_targets(rows: list[dict], trials: int) -> list[dict]:
+    vs_numpy = [r[f"morello_{trials}_gflops"] / r["numpy_gflops"] for r in rows]
+    vs_default = [r[f"morello_{trials}_gflops"] / r[f"evolutionary_{trials}_gflops"] for r in rows
+                  if r.get(f"evolutionary_{trials}_gflops")]
+    out = [target(f"static, {trials} trials: geomean vs numpy", geomean(vs_numpy), STATIC_TARGETS["geomean_vs_numpy"], "x"),
+           target(f"static, {trials} trials: worst shape vs numpy", min(vs_numpy), STATIC_TARGETS["min_vs_numpy"], "x"),
+           target(f"static, {trials} trials: geomean vs the default search", geomean(vs_default),
+                  STATIC_TARGETS["geomean_vs_default"], "x"),
+           target(f"static, {trials} trials: worst shape vs the default search", min(vs_default, default=None),
+                  STATIC_TARGETS["min_vs_default"], "x")]
+    fractions = [r["gemv_bandwidth_fraction"] for r in rows if "gemv_bandwidth_fraction" in r]
+    if fractions:
+        out.append(target("decode GEMVs: worst fraction of the weights' read bandwidth", min(fractions),
+                          STATIC_TARGETS["gemv_bandwidth"], "fraction"))
+    return out
+
+
+# ---- dynamic part ------------------------------------------------------------------------------------------------
+
+
+def run_dynamic(operators, sweep: list[int], work: Path) -> list[dict]:
+    from tvm_morello import dynamic as dyn
+    from tvm_morello.library import load_library, tune_and_export
+
+    rows = []
+    numpy = NumpyTimer()
+    try:
+        for family, what, k, n in operators:
+            name = f"{family.replace('-', '_')}_{what.replace(' ', '_').replace('/', '')}"
+            workload = dyn.dense(n, k, M_RANGE, name=name)
+            print(f"[bench_shapes] tune-dynamic {name}: k={k} n={n} m={M_RANGE[0]}..{M_RANGE[1]} ...", flush=True)
+            start = time.perf_counter()
+            tune_and_export([workload], work / f"{name}.so", work_dir=work / name, show_progress=False)
+            tuning = time.perf_counter() - start
+            vm, manifest = load_library(work / f"{name}.so")
+            (operator,) = manifest["operators"]
+            entries = SimpleNamespace(workload=workload, entry=operator["entry"], pack_entry=operator["pack_entry"])
+            points = []
+            for m in sweep:
+                ours = time_library(vm, entries, {"m": m})
+                theirs = numpy.time(workload, {"m": m})
+                points.append({"m": m, "seconds": ours, "numpy_seconds": theirs})
+            ratios = [p["numpy_seconds"] / p["seconds"] for p in points]
+            rows.append({"family": family, "what": what, "k": k, "n": n, "tuning_s": tuning, "points": points,
+                         "geomean_vs_numpy": geomean(ratios), "min_vs_numpy": min(ratios),
+                         "worst_m": points[ratios.index(min(ratios))]["m"],
+                         "kernels": [kernel["name"] for kernel in operator["kernels"]]})
+    finally:
+        numpy.close()
+    return rows
+
+
+def dynamic_targets(rows: list[dict]) -> list[dict]:
+    ratios = [p["numpy_seconds"] / p["seconds"] for r in rows for p in r["points"]]
+    return [target("dynamic: geomean vs numpy over every swept m", geomean(ratios), DYNAMIC_TARGETS["geomean_vs_numpy"], "x"),
+            target("dynamic: worst m vs numpy", min(ratios), DYNAMIC_TARGETS["min_vs_numpy"], "x"),
+            target("dynamic: tuning seconds per operator (worst)", max(r["tuning_s"] for r in rows),
+                   DYNAMIC_TARGETS["tuning_s"], "s", higher_is_better=False)]
+
+
+# ---- report ------------------------------------------------------------------------------------------------------
+
+
+def plot(static_rows: list[dict], dynamic_rows: list[dict], trials: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    names = [r["workload"] for r in static_rows]
+    left.barh(names, [r[f"morello_{trials}_gflops"] / r["numpy_gflops"] for r in static_rows], label="MorelloSearch")
+    left.barh(names, [r[f"evolutionary_{trials}_gflops"] / r["numpy_gflops"] for r in static_rows], alpha=0.5,
+              label="EvolutionarySearch")
+    left.axvline(1.0, color="k", lw=0.8)
+    left.set_xlabel(f"speed vs numpy, {trials} trials")
+    left.tick_params(axis="y", labelsize=6)
+    left.legend()
+    for r in dynamic_rows:
+        right.plot([p["m"] for p in r["points"]], [p["numpy_seconds"] / p["seconds"] for p in r["points"]],
+                   label=f"{r['family']} {r['what']} ({r['k']}x{r['n']})")
+    right.axhline(1.0, color="k", lw=0.8)
+    right.set_xscale("log", base=2)
+    right.set_xlabel("m")
+    right.set_ylabel("speed vs numpy")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    checkpoints = [8, 16] if args.quick else [32, 64]
+    shapes = QUICK_STATIC if args.quick else STATIC_SHAPES
+    operators = DYNAMIC_DENSE[:2] if args.quick else DYNAMIC_DENSE
+    sweep = [1, 2, 3, 5, 8, 13, 31, 64, 100, 256, 512] if args.quick else list(range(M_RANGE[0], M_RANGE[1] + 1))
+    machine = machine_info()
+    bench_strategy.keep_calibration_as_it_is()
+    static_rows = run_static(shapes, checkpoints, per_iter=8 if args.quick else 16)
+    with tempfile.TemporaryDirectory() as work:
+        dynamic_rows = run_dynamic(operators, sweep, Path(work))
+    targets = [t for n in checkpoints for t in static_targets(static_rows, n)] + dynamic_targets(dynamic_rows)
+    name = "shapes_quick" if args.quick else "shapes"
+    result = {"machine": machine, "quick": args.quick, "checkpoints": checkpoints, "targets": targets,
+              "static": static_rows, "dynamic": dynamic_rows}
+    trials = max(checkpoints)
+    static_columns = [("family", "model", ""), ("what", "matmul", ""), ("workload", "workload", ""),
+                      ("numpy_gflops", "numpy GFLOP/s", ".1f")]
+    for n in checkpoints:
+        static_columns += [(f"morello_{n}_gflops", f"Morello {n}", ".1f"), (f"evolutionary_{n}_gflops", f"default {n}", ".1f"),
+                           (f"morello_{n}_wall_s", f"Morello {n} s", ".0f"), (f"evolutionary_{n}_wall_s", f"default {n} s", ".0f")]
+    static_columns.append(("gemv_bandwidth_fraction", "GEMV / read bandwidth", ".2f"))
+    dynamic_columns = [("family", "model", ""), ("what", "matmul", ""), ("k", "K", ""), ("n", "N", ""),
+                       ("tuning_s", "tuning s", ".1f"), ("geomean_vs_numpy", "geomean vs numpy", ".2f"),
+                       ("min_vs_numpy", "worst vs numpy", ".2f"), ("worst_m", "at m", "")]
+    markdown = "\n\n".join([
+        f"# Other models' matmuls ({'quick' if args.quick else 'full'} run)",
+        f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Static tunes: "
+        f"MorelloSearch and EvolutionarySearch, same FastBuilder, LocalRunner and batch size, each in its own "
+        "process; numpy in its own process. Dynamic: tune_and_export with the CLI's defaults over m = "
+        f"{M_RANGE[0]}..{M_RANGE[1]}, numpy in a persistent process of its own.",
+        "## Targets", targets_table(targets),
+        "## Static shapes", markdown_table(static_rows, static_columns),
+        "## Dynamic dense operators", markdown_table(dynamic_rows, dynamic_columns),
+        f"![speed vs numpy]({name}.png)",
+    ])
+    json_path, md_path = write_results(name, result, markdown)
+    plot(static_rows, dynamic_rows, trials, json_path.with_suffix(".png"))
+    for t in targets:
+        print(f"[bench_shapes] {t['name']}: {t['value']} (target {t['target']}, met={t['met']})")
+    print(f"[bench_shapes] wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The exported library against numpy at sampled shapes of each operator's range: the library timed in this process,
+numpy in a fresh one (their thread pools contend), so the worst point is measured and reported, not predicted."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..dynamic.plan import OperatorPlan
+from ..measure.timing import numpy_seconds
+from ..spec.symbolic import spread_with_small_end
+
+
+@dataclass(frozen=True)
+class SpeedPoint:
+    """One shape: the library's and numpy's seconds per call."""
+
+    env: tuple[tuple[str, int], ...]
+    seconds: float
+    numpy_seconds: float
+
+    @property
+    def speedup(self) -> float:
+        """numpy's time over ours: above 1 the library is faster."""
+        return self.numpy_seconds / self.seconds
+
+
+@dataclass(frozen=True)
+class SpeedCheck:
+    """An operator's sampled points, and the one where the library does worst against numpy."""
+
+    operator: str
+    points: tuple[SpeedPoint, ...]
+
+    @property
+    def worst(self) -> SpeedPoint:
+        return min(self.points, key=lambda p: p.speedup)
+
+    @property
+    def geomean(self) -> float:
+        return float(np.exp(np.mean([np.log(p.speedup) for p in self.points])))
+
+    def to_json(self) -> dict:
+        return {"operator": self.operator, "geomean_vs_numpy": self.geomean,
+                "points": [{"shape": dict(p.env), "seconds": p.seconds, "numpy_seconds": p.numpy_seconds}
+                           for p in self.points]}
+
+
+def check_points(plan: OperatorPlan, count: int = 12) -> list[dict[str, int]]:
+    """Shapes to time, among the shapes the plan was tuned for (so a measured loss can correct it): the
+    smallest each, then an even spread up to the largest."""
+    wl = plan.workload
+    shapes, _ = wl.tuning_shapes(plan.provenance.get("config", {}).get("max_shapes", 64))
+    shapes = sorted(shapes, key=wl.flops)
+    return [shapes[i] for i in spread_with_small_end(len(shapes), count)]
+
+
+def check_speed(vm, plans: Sequence[OperatorPlan], count: int = 12, *, min_repeat_ms: int = 20) -> list[SpeedCheck]:
+    """Time each operator's entry of a loaded library (``vm``) and numpy at ``check_points``."""
+    import tvm
+
+    dev = tvm.cpu()
+    rng = np.random.default_rng(0)
+    checks = []
+    for plan in plans:
+        wl = plan.workload
+        points = []
+        for env in check_points(plan, count):
+            a_shape, b_shape = wl.input_shapes(env)
+            a = tvm.runtime.tensor(rng.standard_normal(a_shape, dtype=np.float32), dev)
+            b = tvm.runtime.tensor(rng.standard_normal(b_shape, dtype=np.float32), dev)
+            if wl.constant_b:
+                b = vm[plan.pack_entry](b)
+            timer = vm.time_evaluator(plan.entry, dev, number=1, repeat=5, min_repeat_ms=min_repeat_ms)
+            seconds = float(np.min(timer(a, b).results))
+            reference = numpy_seconds((a_shape, b_shape), wl.transpose_b)
+            points.append(SpeedPoint(tuple(sorted(env.items())), seconds, reference))
+        checks.append(SpeedCheck(wl.name, tuple(points)))
+    return checks
