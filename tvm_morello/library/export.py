@@ -90,11 +90,17 @@ def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, targe
     worst such shapes and that operator is planned again (its kernel set may grow there), once."""
     target = resolve_target(target)
     config = config or TuningConfig()
+    say = print if show_progress else (lambda *args: None)
     plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
                          print_summary=False)
+    say(f"compiling, verifying and timing the library against numpy at {SPEED_POINTS} shapes per operator ...")
     exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
     losing = [losing_shapes(plan) for plan in plans]
     if any(losing):
+        for plan, envs in zip(plans, losing):
+            if envs:
+                say(f"{plan.workload.name} runs below {REPLAN_BELOW}x numpy at {envs}: measuring every candidate there "
+                    "and planning it again ...")
         measurer = KernelMeasurer(target, plans[0].provenance["database"], number=config.number,
                                   repeat=config.repeat, min_repeat_ms=config.min_repeat_ms)
         plans = [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
