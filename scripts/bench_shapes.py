@@ -15,6 +15,7 @@ every m of the sweep timed against numpy (a persistent numpy process, bench_dyna
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -71,6 +72,7 @@ DYNAMIC_DENSE = [
     ("whisper-base", "ffn down", 2048, 512),
 ]
 M_RANGE = (1, 512)
+SWEEPS = 2  # passes over the dynamic sweep; each point keeps its fastest time on either side
 
 STATIC_TARGETS = {"geomean_vs_numpy": 1.25, "geomean_vs_default": 1.3, "min_vs_numpy": 0.9, "min_vs_default": 1.0,
                   "gemv_bandwidth": 0.85}
@@ -187,11 +189,12 @@ def run_dynamic(operators, sweep: list[int], work: Path) -> list[dict]:
             vm, manifest = load_library(work / f"{name}.so")
             (operator,) = manifest["operators"]
             entries = SimpleNamespace(workload=workload, entry=operator["entry"], pack_entry=operator["pack_entry"])
-            points = []
-            for m in sweep:
-                ours = time_library(vm, entries, {"m": m})
-                theirs = numpy.time(workload, {"m": m})
-                points.append({"m": m, "seconds": ours, "numpy_seconds": theirs})
+            best: dict[int, list[float]] = {m: [math.inf, math.inf] for m in sweep}
+            for _ in range(SWEEPS):  # a slow spell of the VM then spoils one pass's timing of a point, not all
+                for m in sweep:
+                    best[m][0] = min(best[m][0], time_library(vm, entries, {"m": m}))
+                    best[m][1] = min(best[m][1], numpy.time(workload, {"m": m}))
+            points = [{"m": m, "seconds": ours, "numpy_seconds": theirs} for m, (ours, theirs) in best.items()]
             ratios = [p["numpy_seconds"] / p["seconds"] for p in points]
             rows.append({"family": family, "what": what, "k": k, "n": n, "tuning_s": tuning, "points": points,
                          "geomean_vs_numpy": geomean(ratios), "min_vs_numpy": min(ratios),
