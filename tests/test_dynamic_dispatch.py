@@ -279,3 +279,10 @@ def test_speed_check_points_are_tuned_shapes_from_the_small_end_to_the_top():
     tuned = {env["m"] for env in wl.tuning_shapes(64)[0]}
     assert len(points) == 12 and set(points) <= tuned
     assert points[:6] == [16, 32, 48, 64, 80, 96] and points[-1] == 2048
+
+
+def test_tuning_shapes_of_an_unsorted_sample_start_at_its_smallest_values():
+    wl = dyn.dense(64, 64, dyn.VarRange(1, 400, sample=tuple(range(400, 0, -1))))
+    shapes, weights = wl.tuning_shapes(16)
+    assert [s["m"] for s in shapes][:8] == list(range(1, 9)) and shapes[-1]["m"] == 400
+    assert np.isclose(weights.sum(), 1)

@@ -25,9 +25,14 @@ def summary_table(plans: Sequence[OperatorPlan]) -> str:
     return "\n".join(rows)
 
 
+def point_speedup(point: dict) -> float:
+    """numpy's time over the library's at one point of a ``speed_check`` (as stored in the provenance)."""
+    return point["numpy_seconds"] / point["seconds"]
+
+
 def _worst(check: dict) -> tuple[float, str]:
-    worst = min(check["points"], key=lambda p: p["numpy_seconds"] / p["seconds"])
-    return worst["numpy_seconds"] / worst["seconds"], ", ".join(f"{k}={v}" for k, v in worst["shape"].items())
+    worst = min(check["points"], key=point_speedup)
+    return point_speedup(worst), ", ".join(f"{k}={v}" for k, v in worst["shape"].items())
 
 
 def _speed_cells(check: dict | None, before_replan: dict | None) -> str:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from ..dynamic.config import TuningConfig
 from ..dynamic.plan import OperatorPlan
-from ..dynamic.summary import summary_table
+from ..dynamic.summary import point_speedup, summary_table
 from ..dynamic.tuner import replan, tune_dynamic
 from ..measure.kernels import KernelMeasurer
 from ..spec.symbolic import DynamicWorkload
@@ -112,11 +112,8 @@ def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, targe
 
 def losing_shapes(plan: OperatorPlan, below: float = REPLAN_BELOW, most: int = REPLAN_SHAPES) -> list[dict]:
     """The checked shapes (``speed_check``) where the library ran below ``below`` of numpy, worst first."""
-    def speedup(point: dict) -> float:
-        return point["numpy_seconds"] / point["seconds"]
-
     points = plan.provenance.get("speed_check", {}).get("points", [])
-    return [p["shape"] for p in sorted((p for p in points if speedup(p) < below), key=speedup)][:most]
+    return [p["shape"] for p in sorted((p for p in points if point_speedup(p) < below), key=point_speedup)][:most]
 
 
 def measured_kernels(plans: Sequence[OperatorPlan], target: CpuTarget) -> dict:

@@ -116,7 +116,8 @@ class DynamicWorkload:
         product."""
         if len(self.ranges) == 1:
             (name, rng), = self.ranges
-            values, value_weights = np.asarray(rng.values()), rng.value_weights()
+            order = np.argsort(rng.values(), kind="stable")  # a declared sample need not be sorted
+            values, value_weights = np.asarray(rng.values())[order], rng.value_weights()[order]
             picked = spread_with_small_end(len(values), max_shapes)
             nearest = np.abs(values[:, None] - values[picked][None, :]).argmin(axis=1)
             weights = np.bincount(nearest, weights=value_weights, minlength=len(picked))
