@@ -47,6 +47,25 @@ def test_vector_kernel_is_used_when_shapes_allow(host):
     assert "T.vectorized" in text and "T.parallel" in text
 
 
+@pytest.mark.parametrize("workload", [dense(1, 64, 64), dense(3, 48, 50), batch_matmul(3, 5, 32, 7),
+                                      batch_matmul(2, 1, 64, 37)], ids=lambda w: w.name)
+def test_dot_form_matches_numpy(host, workload):
+    # GEMVs, odd n and short batched A Bᵀ: lane accumulators, k split into whole vectors, lanes summed by
+    # vectorised halvings, padded n tiles
+    from tvm_morello.cost import CostConstants
+
+    arrays = workload.random_inputs()
+    expected = workload.reference(*arrays)
+    candidates = [c for c in candidate_schedules(workload.func, host, top_k=24, constants=CostConstants())
+                  if c.program.kernel == "dot"]
+    assert candidates, "whole k-vectors with B stored [n, k] admit the dot form"
+    for candidate in candidates[:4]:
+        got = run(candidate.schedule, workload, arrays)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=candidate.program.render())
+        halvings = candidate.schedule.mod.script().count("T.vectorized(")
+        assert halvings >= (host.lanes().bit_length() - 2), "one vectorised halving per lane level but the last"
+
+
 def _pack_kernels(program):
     return {str(node.action) for node in program.walk() if str(node.action).startswith("pack_panels")}
 

@@ -188,7 +188,7 @@ def test_top_k_is_sorted_and_distinct(cpu):
 def test_register_tile_fits_the_register_file(cpu):
     for program in synthesize(dense_spec(128, 256, 256, target=cpu), cpu, top_k=8, constants=CONSTANTS):
         tile = program.register_tile()
-        if tile is not None:
+        if tile is not None and program.kernel != "dot":  # dot tiles: test_dot_tiles_hold_one_vector_per_output
             mr, nr = tile
             assert nr % cpu.lanes() == 0
             assert mr * nr // cpu.lanes() + nr // cpu.lanes() + 1 <= cpu.vector_registers
@@ -237,3 +237,47 @@ def test_table_never_serves_another_searchs_answer(cpu):
     fresh = Synthesizer(cpu, replace(CONSTANTS, global_line=1000.0), top_k=1)
     assert other.solve(spec)[0].render() == fresh.solve(spec)[0].render()
     assert other.stats.served_from_table == 0
+
+
+def test_decode_gemv_takes_the_dot_form_and_no_pack(cpu):
+    # y = x Wᵀ at m = 1: packing W into panels would read and write every weight once more per call, for
+    # an operator bound by reading them; the dot form reads W[n, k] rows as stored, no n padding to vectors
+    from tvm_morello.cost import shipped_constants
+    from tvm_morello.cost.constants import isa_of
+
+    for constants in (CONSTANTS, shipped_constants(isa_of(cpu.vector_bits))):
+        best = synthesize(dense_spec(1, 4096, 4096, target=cpu), cpu, top_k=1, constants=constants)[0]
+        assert best.kernel == "dot" and best.packs_rhs == 0
+        assert any(getattr(node.action, "parallel", False) for node in best.main_path())
+
+
+def test_dot_form_needs_whole_k_vectors_and_k_contiguous_operands(cpu):
+    from tvm_morello.search.rewrites import RegisterOut
+
+    def dot_offered(spec):
+        return RegisterOut(dot=True) in set(actions_for(canonicalize(spec), cpu))
+
+    lanes = cpu.lanes()
+    gemv = Matmul(1, 1, 4 * lanes, 7, Operand(Level.L1), Operand(Level.L1, COL), Operand(), LIMITS)
+    assert dot_offered(gemv)
+    assert not dot_offered(replace(gemv, k=4 * lanes + 1))  # a partial k-vector
+    assert not dot_offered(replace(gemv, rhs=Operand(Level.L1, ROW)))  # B[k, n]: k strided
+    assert not dot_offered(replace(gemv, rhs=Operand(Level.L1, panel(lanes))))
+    assert not dot_offered(replace(gemv, b=2))  # register tiles are per matrix
+
+
+def test_dot_tiles_hold_one_vector_per_output(cpu):
+    for program in synthesize(dense_spec(50, 64, 50, target=cpu), cpu, top_k=8, constants=CONSTANTS):
+        if program.kernel == "dot":
+            mr, nr = program.register_tile()
+            assert program.peak.vregs >= mr * nr and program.peak.vregs <= cpu.vector_registers
+
+
+def test_top_k_keeps_the_best_of_each_kernel_family(cpu):
+    # the outer-product form ranks first on a large square dense; the dot form still gets a place among the
+    # k measured (and calibrated) programs, and never displaces the cheapest program
+    spec = dense_spec(512, 512, 512, target=cpu)
+    programs = synthesize(spec, cpu, top_k=8, constants=CONSTANTS)
+    assert programs[0].family == "broadcast_fma" and "dot" in {p.family for p in programs}
+    assert [p.cost for p in programs] == sorted(p.cost for p in programs)
+    assert programs[0].tree_key() == synthesize(spec, cpu, top_k=1, constants=CONSTANTS)[0].tree_key()

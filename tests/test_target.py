@@ -103,6 +103,15 @@ def _samples(count, seed, source="test"):
             for i in range(count)]
 
 
+def test_a_fit_older_than_a_constant_gets_it_derived_from_the_others():
+    # calibrations stored before the dot form existed have no lane_sum or dot_fma
+    old = {name: float(i + 1) for i, name in enumerate(CostConstants.names()) if name not in ("lane_sum", "dot_fma")}
+    constants = CostConstants.from_dict(old)
+    assert constants.lane_sum == pytest.approx(4 * old["vector_op"])
+    assert constants.dot_fma == pytest.approx(old["fma_vector"] + old["vector_load"] / 8)
+    assert CostConstants.from_dict(constants.as_dict()) == constants
+
+
 def test_store_merges_samples_and_refits(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     first = refit("cpu-a", "avx2", _samples(10, 0), "calibrate")

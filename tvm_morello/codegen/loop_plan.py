@@ -5,7 +5,7 @@ Both describe the same thing: tile sizes per dimension, the order of the tile lo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from ..search.program import Program
@@ -16,7 +16,7 @@ SPATIAL = ("b", "m", "n")
 # innermost loops per kernel, outermost first: the outer-product kernel broadcasts A over NR-wide B vectors
 # for each k; the dot kernel keeps a k-vector per output and sums its lanes at the write-back; any other kernel
 # (scalar loops) keeps the matmul's own order
-INNER_ORDER = {"broadcast_fma": ("k", "b", "m", "n"), "dot": ("k", "m", "n", "lane")}
+INNER_ORDER = {"broadcast_fma": ("k", "b", "m", "n"), "dot": ("k", "b", "m", "n", "lane")}
 DEFAULT_INNER_ORDER = ("b", "m", "k", "n")
 
 Level = tuple[str, int]  # (dimension, index of its tile loop, outermost 0)
@@ -39,8 +39,9 @@ class LoopPlan:
     innermost loops follow in ``INNER_ORDER[kernel]``. ``pack_at`` / ``registers_at`` index ``order``: the loop
     B's panels are packed under / the register tile is written back under (-1: outside every loop).
     ``writeback`` is how that write-back is vectorised: "vectors" (only when its rows are whole vectors),
-    "unrolled" (rows unrolled, lane-wide and predicated columns), "lanes" (the dot form's lane sum unrolled) or
-    "plain" (left to LLVM).
+    "unrolled" (rows unrolled, lane-wide and predicated columns), "lanes" (the dot form's lane sum unrolled, for
+    kernels LLVM may reassociate), "lane_tree" (the dot form's lane sum as vectorised halvings: static extents)
+    or "plain" (left to LLVM).
     """
 
     sizes: Mapping[str, tuple[int, ...]]  # every dimension the nest has; () = left whole
@@ -83,11 +84,19 @@ def plan_loops(program: Program) -> LoopPlan:
                          pack_vectorized=str(node.children[0].action) == "pack_panels_vector")
         elif isinstance(action, RegisterOut):
             found["registers_at"] = len(order) - 1
+            if action.dot:
+                found["writeback"] = "lane_tree"
         elif isinstance(action, Select):
             found["kernel"] = str(action.kernel)
         elif not isinstance(action, (CacheView, ToAccum)):
             raise NotImplementedError(f"no lowering for rewrite {action}")
     return LoopPlan({d: tuple(s) for d, s in sizes.items()}, tuple(order), tuple(groups), **found)
+
+
+def in_k_vectors(plan: LoopPlan, lanes: int) -> LoopPlan:
+    """A dot-form plan over k-vectors: the matmul's k is split into (k-vectors, lanes) before it is tiled, so
+    its k tile sizes (whole vectors, down to the kernel's one) count vectors."""
+    return replace(plan, sizes={**plan.sizes, "k": tuple(size // lanes for size in plan.sizes.get("k", ()))})
 
 
 def microkernel_plan(micro: MicroKernel, *, batched: bool, packs_b: bool, parallel_over_batch: bool = False) -> LoopPlan:

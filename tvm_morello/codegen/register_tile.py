@@ -41,9 +41,19 @@ def schedule_register_tiles(sch, block, loops: Mapping[str, object], plan: LoopP
             writeback = sch.cache_write(block, 0, "local")
         else:
             sch.set_scope(block, 0, "local")
+        stages = _halve_lanes(sch, writeback, lanes) if plan.writeback == "lane_tree" else [writeback]
         if plan.registers_at >= 0:
-            sch.reverse_compute_at(writeback, ordered[plan.registers_at])
-        _vectorize_writeback(sch, writeback, plan, lanes, n_extent)
+            for stage in stages:
+                sch.reverse_compute_at(stage, ordered[plan.registers_at])
+        if plan.writeback == "lane_tree":
+            depth = _depth_below(sch, writeback, ordered[plan.registers_at] if plan.registers_at >= 0 else None)
+            for i, stage in enumerate(stages):  # every halving's adds are vectors; the last pair's are scalars
+                *tile, last = sch.get_loops(stage)[depth:]
+                for loop in tile:
+                    sch.unroll(loop)
+                (sch.unroll if i == len(stages) - 1 else sch.vectorize)(last)
+        else:
+            _vectorize_writeback(sch, writeback, plan, lanes, n_extent)
     _schedule_kernel(sch, plan, levels, lanes)
     first_k = next((ordered[j] for j, (d, _) in enumerate(plan.order) if d == "k"), levels["k"][-1])
     sch.decompose_reduction(block, first_k)
@@ -58,9 +68,48 @@ def _split(sch, loop, sizes: tuple[int, ...]) -> list:
     return list(sch.split(loop, factors))
 
 
+def _halve_lanes(sch, writeback, lanes: int) -> list:
+    """The dot form's write-back, out = sum of each output's vector of partial sums, as a tree: each halving
+    adds a vector's upper half to its lower half (lanes/2-wide vector adds; a block of its own, made by
+    ``rfactor``, kept in registers) down to the last pair, which ``writeback`` adds and stores. log2(lanes)
+    dependent adds per output instead of lanes scalar ones. Returns the blocks in order, ``writeback`` last, each
+    with its iterators ordered (output, pair, half) so the loops made for it end with the vector."""
+    out_axes = len(sch.get(writeback).writes[0].region)
+    stages, width = [], lanes
+    _reorder_iters(sch, writeback, vector_first=False)
+    while width > 2:
+        pairs, half = sch.split(sch.get_loops(writeback)[-1], [2, width // 2])
+        stage = sch.rfactor(half, out_axes)
+        sch.set_scope(stage, 0, "local")
+        _reorder_iters(sch, stage, vector_first=True)
+        _reorder_iters(sch, writeback, vector_first=False)  # rfactor put its reduction first again
+        stages.append(stage)
+        width //= 2
+    return [*stages, writeback]
+
+
+def _reorder_iters(sch, block, vector_first: bool) -> None:
+    """Spatial iterators first, reductions after; ``vector_first``: the first iterator (what ``rfactor`` made
+    spatial) goes last."""
+    iters = sch.get(block).iter_vars
+    first = [0] if vector_first else []
+    rest = [i for i in range(len(iters)) if i not in first]
+    order = sorted(rest, key=lambda i: (int(iters[i].iter_type) != 0, i)) + first
+    if order != list(range(len(iters))):
+        sch.reorder_block_iter_var(block, order)
+
+
+def _depth_below(sch, block, loop) -> int:
+    """How many of ``block``'s loops enclose ``loop`` (itself included): 0 when ``loop`` is None."""
+    if loop is None:
+        return 0
+    target = sch.get(loop)
+    return 1 + next(i for i, rv in enumerate(sch.get_loops(block)) if sch.get(rv).same_as(target))
+
+
 def _vectorize_writeback(sch, writeback, plan: LoopPlan, lanes: int, n_extent) -> None:
     loops = sch.get_loops(writeback)
-    if plan.writeback == "lanes":  # the dot form's sum over a k-vector's lanes
+    if plan.writeback == "lanes":  # the dot form's sum over a k-vector's lanes, left to LLVM to reassociate
         sch.unroll(loops[-1])
     elif plan.writeback == "unrolled":
         # the tile's rows are written in whole vectors when only the row index is predicated (static n, whole

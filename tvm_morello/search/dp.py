@@ -18,6 +18,15 @@ def _peak_with(allocation: MemoryLimits, children: Sequence[Program]) -> MemoryL
     return peak.plus(allocation)
 
 
+def _family(action, children: Sequence[Program]) -> str:
+    """The micro-kernel a program's main path ends in: its own (a Select) or its body's; "" for the scalar
+    fallback, which top-k keeps no place for."""
+    if children:
+        return children[action.body_index].family
+    kernel = getattr(action, "kernel", None)
+    return "" if kernel is None or kernel.fallback else str(kernel)
+
+
 @dataclass
 class SearchStats:
     """Matmul specs searched and specs answered by the memo table."""
@@ -65,7 +74,7 @@ class Synthesizer:
         body_signature = children[action.body_index].signature if children else 0
         contribution = action.distinguishes(spec)
         signature = body_signature if contribution is None else hash((contribution, body_signature))
-        return Program(spec, action, tuple(children), cost, peak, signature)
+        return Program(spec, action, tuple(children), cost, peak, signature, _family(action, children))
 
     def _search(self, spec: Spec) -> tuple[Program, ...]:
         if isinstance(spec, Matmul):  # fills and moves are single kernels, not searches
@@ -85,14 +94,36 @@ class Synthesizer:
         ranked.sort(key=lambda r: (r[0], r[1]))
         kept: list[Program] = []
         seen: set[int] = set()
-        for _, _, action, children in ranked:
+        rest = iter(ranked)
+        for _, _, action, children in rest:
             program = self._compose(spec, action, children)
             if program.signature not in seen:  # one program per configuration (see Action.distinguishes)
                 seen.add(program.signature)
                 kept.append(program)
                 if len(kept) == self.top_k:
                     break
-        return tuple(kept)
+        return tuple(self._with_every_family(spec, kept, rest))
+
+    def _with_every_family(self, spec: Spec, kept: list[Program], rest) -> list[Program]:
+        """The k best, but with the best program of each micro-kernel family the spec admits: a family the cost
+        model ranks below k programs of another still gets measured (and calibrated) beside them. The cheapest
+        program always stays first."""
+        families = {p.family for p in kept}
+        for _, _, action, children in rest:
+            if len(kept) < 2:
+                break
+            family = _family(action, children)
+            if not family or family in families:
+                continue
+            counts = {f: sum(p.family == f for p in kept) for f in families}
+            crowded = max(counts, key=counts.get)
+            if counts[crowded] < 2:
+                break  # every kept family has a single program: nothing left to give up
+            worst = max(i for i, p in enumerate(kept) if p.family == crowded and i > 0)
+            kept[worst] = self._compose(spec, action, children)
+            families.add(family)
+            kept.sort(key=lambda p: p.cost)
+        return kept
 
     # ---- the persistent, compressed memo table -------------------------------------------------
     def _coordinates(self, spec: Spec):

@@ -18,6 +18,7 @@ class Program:
     cost: float
     peak: MemoryLimits
     signature: int = 0  # equal for programs of the same configuration (see Action.distinguishes)
+    family: str = ""  # the micro-kernel its main path ends in (what top-k keeps one of each of)
 
     def walk(self) -> Iterator["Program"]:
         """Pre-order traversal."""

@@ -24,15 +24,16 @@ class Layout:
 
     ``row`` is row-major, ``col`` is column-major (e.g. dense's weight W[n, k] is the logical
     [k, n] operand in ``col``), ``panel`` stores column panels of ``panel`` columns as
-    [cols / panel, rows, panel] (BLIS packing; contiguous along rows within a panel).
+    [cols / panel, rows, panel] (BLIS packing; contiguous along rows within a panel), ``lanes`` is a register
+    tile that holds a vector of partial sums per element (the dot form: summed across its lanes when stored).
     """
 
     kind: str = "row"
     panel: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("row", "col", "panel"):
-            raise ValueError(f"layout kind {self.kind!r}: expected 'row', 'col' or 'panel'")
+        if self.kind not in ("row", "col", "panel", "lanes"):
+            raise ValueError(f"layout kind {self.kind!r}: expected 'row', 'col', 'panel' or 'lanes'")
         if (self.kind == "panel") != (self.panel > 0):
             raise ValueError(f"layout {self.kind!r} with panel={self.panel}: only 'panel' takes a width")
 
@@ -42,6 +43,7 @@ class Layout:
 
 ROW = Layout("row")
 COL = Layout("col")
+LANES = Layout("lanes")
 
 
 def panel(width: int) -> Layout:

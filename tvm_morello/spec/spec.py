@@ -133,7 +133,10 @@ Spec = Union[Matmul, Fill, Move]
 
 
 def _canonical_layout(layout: Layout, rows: int, cols: int) -> Layout:
-    """Layouts that address a tile identically collapse to one representative."""
+    """Layouts that address a tile identically collapse to one representative (a lanes tile holds vectors:
+    it has none)."""
+    if layout.kind == "lanes":
+        return layout
     if rows == 1 and cols == 1:
         return ROW
     if layout.kind == "panel" and (cols == 1 or (rows == 1 and cols <= layout.panel)):

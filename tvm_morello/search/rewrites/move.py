@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...cost.affine import lines_touched, move_cost
-from ...spec import Level, Matmul, MemoryLimits, Move, Operand, canonicalize, panel
+from ...spec import LANES, Level, Matmul, MemoryLimits, Move, Operand, canonicalize, panel
 from ...target.cpu import LINE_BYTES
 from .base import Action
 
@@ -77,17 +77,25 @@ class PackRhs(Action):
 
 @dataclass(frozen=True)
 class RegisterOut(Action):
-    """Keep the output tile in vector registers; store it once after the reduction."""
+    """Keep the output tile in vector registers; store it once after the reduction.
+
+    The outer-product form holds the tile's rows as lane-wide vectors. The ``dot`` form holds one vector of
+    partial sums per output (a ``lanes`` tile) and sums its lanes when storing: it reads lhs rows and rhs
+    columns contiguous along k as they are stored (dense's W[n, k], attention's Kᵀ), so it needs no panel pack
+    and no padding of n to whole vectors (decode GEMVs, short attention scores).
+    """
+
+    dot: bool = False
 
     def distinguishes(self, spec):
-        return ("registers", spec.m, spec.n)
+        return ("registers", spec.m, spec.n, self.dot)
 
     def vectors(self, spec: Matmul, target) -> int:
-        return spec.m * spec.n // target.lanes()
+        return spec.m * spec.n if self.dot else spec.m * spec.n // target.lanes()
 
     def subspecs(self, spec, target):
         limits = spec.limits.minus(self.allocation(spec, target))
-        in_registers = replace(spec.out, level=Level.VREG)
+        in_registers = Operand(Level.VREG, LANES if self.dot else spec.out.layout, spec.out.dtype)
         body = canonicalize(replace(spec, out=in_registers, limits=limits))
         return (body, Move(spec.m, spec.n, in_registers, spec.out))
 
@@ -98,7 +106,20 @@ class RegisterOut(Action):
         return child_costs[0] + child_costs[1]
 
     def __str__(self) -> str:
-        return "registers(out)"
+        return "registers(out, dot)" if self.dot else "registers(out)"
+
+
+DOT_ROWS = 2  # rows of A a dot-form register tile holds at most (see RegisterOut)
+
+
+def _dot_form_applies(spec: Matmul, target) -> bool:
+    """k whole vectors, lhs rows and rhs columns contiguous along k, at most ``DOT_ROWS`` rows."""
+    return (
+        spec.m <= DOT_ROWS
+        and spec.k % target.lanes() == 0
+        and spec.lhs.layout.kind == "row"
+        and spec.rhs.layout.kind == "col"
+    )
 
 
 def move_actions(spec, target):
@@ -120,13 +141,12 @@ def move_actions(spec, target):
             width = vectors * lanes
             if spec.n % width == 0:
                 yield PackRhs(width)
-    if (
-        spec.out.level == Level.GLOBAL
-        and not spec.accumulate
-        and spec.b == 1
-        and spec.n % lanes == 0
-        and spec.limits.covers(RegisterOut().allocation(spec, target))
-    ):
-        yield RegisterOut()
-
-
+    if spec.out.level != Level.GLOBAL or spec.accumulate or spec.b != 1:
+        return
+    for register_out in (RegisterOut(), RegisterOut(dot=True)):
+        if register_out.dot and not _dot_form_applies(spec, target):
+            continue
+        if not register_out.dot and spec.n % lanes:
+            continue
+        if spec.limits.covers(register_out.allocation(spec, target)):
+            yield register_out
