@@ -11,10 +11,14 @@ every m of the sweep timed against numpy (a persistent numpy process, bench_dyna
 
     python scripts/bench_shapes.py            # full run (about an hour and a half on 2 cores)
     python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
+
+Until it finishes, what it has measured is in ``benchmarks/shapes[_quick].partial.json`` (rewritten after every
+static shape and dynamic operator), so an interrupted run loses nothing it measured.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -117,7 +121,8 @@ def read_bandwidth(rows: int, cols: int) -> float:
 # ---- static part -------------------------------------------------------------------------------------------------
 
 
-def run_static(shapes, checkpoints: list[int], per_iter: int) -> list[dict]:
+def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: None) -> list[dict]:
+    """Tune and time every shape; ``save`` gets the rows after each one (a long run interrupted keeps them)."""
     rows = []
     for family, what, workload in shapes:
         numpy_gflops = bench_strategy.run_worker(["--worker", "numpy", "--workload", workload])["gflops"]
@@ -139,6 +144,7 @@ def run_static(shapes, checkpoints: list[int], per_iter: int) -> list[dict]:
             entry["probe_bytes_per_s"] = probe_in_own_process(n, k)
             entry["gemv_bandwidth_fraction"] = entry["gemv_bytes_per_s"] / entry["probe_bytes_per_s"]
         rows.append(entry)
+        save(rows)
     return rows
 
 
@@ -172,7 +178,7 @@ def static_targets(rows: list[dict], trials: int) -> list[dict]:
 # ---- dynamic part ------------------------------------------------------------------------------------------------
 
 
-def run_dynamic(operators, sweep: list[int], work: Path) -> list[dict]:
+def run_dynamic(operators, sweep: list[int], work: Path, save=lambda rows: None) -> list[dict]:
     from tvm_morello import dynamic as dyn
     from tvm_morello.library import load_library, tune_and_export
 
@@ -203,6 +209,7 @@ def run_dynamic(operators, sweep: list[int], work: Path) -> list[dict]:
                          # what the tuner's own check against numpy saw (before and after re-planning)
                          "speed_check": operator["tuning"].get("speed_check"),
                          "speed_check_before_replan": operator["tuning"].get("speed_check_before_replan")})
+            save(rows)
     finally:
         numpy.close()
     return rows
@@ -256,11 +263,20 @@ def main() -> None:
     sweep = [1, 2, 3, 5, 8, 13, 31, 64, 100, 256, 512] if args.quick else list(range(M_RANGE[0], M_RANGE[1] + 1))
     machine = machine_info()
     bench_strategy.keep_calibration_as_it_is()
-    static_rows = run_static(shapes, checkpoints, per_iter=8 if args.quick else 16)
-    with tempfile.TemporaryDirectory() as work:
-        dynamic_rows = run_dynamic(operators, sweep, Path(work))
-    targets = [t for n in checkpoints for t in static_targets(static_rows, n)] + dynamic_targets(dynamic_rows)
     name = "shapes_quick" if args.quick else "shapes"
+    partial = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.partial.json"
+    done = {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
+
+    def save(part):
+        def write(rows):
+            done[part] = rows
+            partial.write_text(json.dumps(done, indent=1, default=str))
+        return write
+
+    static_rows = run_static(shapes, checkpoints, per_iter=8 if args.quick else 16, save=save("static"))
+    with tempfile.TemporaryDirectory() as work:
+        dynamic_rows = run_dynamic(operators, sweep, Path(work), save=save("dynamic"))
+    targets = [t for n in checkpoints for t in static_targets(static_rows, n)] + dynamic_targets(dynamic_rows)
     result = {"machine": machine, "quick": args.quick, "checkpoints": checkpoints, "targets": targets,
               "static": static_rows, "dynamic": dynamic_rows}
     trials = max(checkpoints)
@@ -289,6 +305,7 @@ def main() -> None:
     for t in targets:
         print(f"[bench_shapes] {t['name']}: {t['value']} (target {t['target']}, met={t['met']})")
     print(f"[bench_shapes] wrote {json_path} and {md_path}")
+    partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
