@@ -13,7 +13,8 @@ every m of the sweep timed against numpy (a persistent numpy process, bench_dyna
     python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
 
 Until it finishes, what it has measured is in ``benchmarks/shapes[_quick].partial.json`` (rewritten after every
-static shape and dynamic operator), so an interrupted run loses nothing it measured.
+static shape and dynamic operator), so an interrupted run loses nothing it measured; ``--from-partial`` writes
+the report of such a run from it, saying what is missing.
 """
 from __future__ import annotations
 
@@ -256,15 +257,23 @@ def plot(static_rows: list[dict], dynamic_rows: list[dict], trials: int, path: P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--from-partial", action="store_true",
+                        help="write the report of an interrupted run from its partial file (says what is missing)")
     args = parser.parse_args()
-    checkpoints = [8, 16] if args.quick else [32, 64]
+    name = "shapes_quick" if args.quick else "shapes"
+    partial = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.partial.json"
     shapes = QUICK_STATIC if args.quick else STATIC_SHAPES
     operators = DYNAMIC_DENSE[2:] if args.quick else DYNAMIC_DENSE
+    if args.from_partial:
+        done = json.loads(partial.read_text())
+        missing = (f"interrupted: {len(done['static'])} of {len(shapes)} static shapes and {len(done['dynamic'])} "
+                   f"of {len(operators)} dynamic operators measured")
+        report(name, args.quick, done["machine"], done["checkpoints"], done["static"], done["dynamic"], missing)
+        return
+    checkpoints = [8, 16] if args.quick else [32, 64]
     sweep = [1, 2, 3, 5, 8, 13, 31, 64, 100, 256, 512] if args.quick else list(range(M_RANGE[0], M_RANGE[1] + 1))
     machine = machine_info()
     bench_strategy.keep_calibration_as_it_is()
-    name = "shapes_quick" if args.quick else "shapes"
-    partial = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.partial.json"
     done = {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
 
     def save(part):
@@ -276,9 +285,17 @@ def main() -> None:
     static_rows = run_static(shapes, checkpoints, per_iter=8 if args.quick else 16, save=save("static"))
     with tempfile.TemporaryDirectory() as work:
         dynamic_rows = run_dynamic(operators, sweep, Path(work), save=save("dynamic"))
-    targets = [t for n in checkpoints for t in static_targets(static_rows, n)] + dynamic_targets(dynamic_rows)
-    result = {"machine": machine, "quick": args.quick, "checkpoints": checkpoints, "targets": targets,
-              "static": static_rows, "dynamic": dynamic_rows}
+    report(name, args.quick, machine, checkpoints, static_rows, dynamic_rows)
+    partial.unlink(missing_ok=True)
+
+
+def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static_rows: list[dict],
+           dynamic_rows: list[dict], missing: str = "") -> None:
+    """benchmarks/<name>.{json,md,png} from the measured rows; ``missing`` says what an interrupted run lacks."""
+    targets = [t for n in checkpoints for t in static_targets(static_rows, n)]
+    targets += dynamic_targets(dynamic_rows) if dynamic_rows else []
+    result = {"machine": machine, "quick": quick, "checkpoints": checkpoints, "targets": targets,
+              "static": static_rows, "dynamic": dynamic_rows, **({"interrupted": missing} if missing else {})}
     trials = max(checkpoints)
     static_columns = [("family", "model", ""), ("what", "matmul", ""), ("workload", "workload", ""),
                       ("numpy_gflops", "numpy GFLOP/s", ".1f")]
@@ -289,15 +306,16 @@ def main() -> None:
     dynamic_columns = [("family", "model", ""), ("what", "matmul", ""), ("k", "K", ""), ("n", "N", ""),
                        ("tuning_s", "tuning s", ".1f"), ("geomean_vs_numpy", "geomean vs numpy", ".2f"),
                        ("min_vs_numpy", "worst vs numpy", ".2f"), ("worst_m", "at m", "")]
+    kind = "quick" if quick else "full"
     markdown = "\n\n".join([
-        f"# Other models' matmuls ({'quick' if args.quick else 'full'} run)",
+        f"# Other models' matmuls ({kind} run{', ' + missing if missing else ''})",
         f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Static tunes: "
         f"MorelloSearch and EvolutionarySearch, same FastBuilder, LocalRunner and batch size, each in its own "
         "process; numpy in its own process. Dynamic: tune_and_export with the CLI's defaults over m = "
         f"{M_RANGE[0]}..{M_RANGE[1]}, numpy in a persistent process of its own.",
         "## Targets", targets_table(targets),
         "## Static shapes", markdown_table(static_rows, static_columns),
-        "## Dynamic dense operators", markdown_table(dynamic_rows, dynamic_columns),
+        "## Dynamic dense operators", markdown_table(dynamic_rows, dynamic_columns) if dynamic_rows else "(none measured)",
         f"![speed vs numpy]({name}.png)",
     ])
     json_path, md_path = write_results(name, result, markdown)
@@ -305,7 +323,6 @@ def main() -> None:
     for t in targets:
         print(f"[bench_shapes] {t['name']}: {t['value']} (target {t['target']}, met={t['met']})")
     print(f"[bench_shapes] wrote {json_path} and {md_path}")
-    partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

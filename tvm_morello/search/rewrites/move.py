@@ -109,7 +109,10 @@ class RegisterOut(Action):
         return "registers(out, dot)" if self.dot else "registers(out)"
 
 
-DOT_ROWS = 2  # rows of A a dot-form register tile holds at most (see RegisterOut)
+# Rows of A a dot-form register tile holds at most: each row costs a whole vector load per k-vector, so taller
+# tiles trade B reuse for A loads; 4-row tiles ran no faster than 2-row ones (dense 128x768x768 on Emerald
+# Rapids: 4 x 4 at 225 GFLOP/s, 2 x 8 at 237) and widened the search. The dynamic route's dot kernels hold 1 or 2.
+DOT_ROWS = 2
 
 
 def _dot_form_applies(spec: Matmul, target) -> bool:
