@@ -102,7 +102,7 @@ class VectorZero(Kernel):
             spec.out.layout.kind == "lanes" or spec.n % target.lanes() == 0)
 
     def cost(self, spec, constants, target):
-        return constants.vector_op * _register_vectors(spec.m, spec.n, spec.out, target)
+        return constants.vector_op * register_vectors(spec.m, spec.n, spec.out, target)
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,24 @@ class MemoryZero(Kernel):
         return constants.store_line * lines
 
 
-def _register_vectors(rows: int, cols: int, operand, target: CpuTarget) -> int:
+def register_vectors(rows: int, cols: int, operand, target: CpuTarget) -> int:
     """Vector registers a register tile occupies: one per element of a lanes tile, rows x cols / lanes else."""
     return rows * cols if operand.layout.kind == "lanes" else rows * cols // target.lanes()
+
+
+def _is_register_store(spec: Spec, lanes: bool) -> bool:
+    """A register tile (a lanes tile if ``lanes``) stored to its output."""
+    return (
+        isinstance(spec, Move)
+        and spec.source.level == Level.VREG
+        and spec.destination.level == Level.GLOBAL
+        and (spec.source.layout.kind == "lanes") == lanes
+    )
+
+
+def _store_lines_cost(spec: Move, constants: CostConstants) -> float:
+    lines, _ = lines_touched(spec.rows, spec.cols, spec.destination.layout)
+    return constants.store_line * lines
 
 
 @dataclass(frozen=True)
@@ -131,17 +146,10 @@ class VectorStore(Kernel):
     name = "vector_store"
 
     def applies(self, spec, target):
-        return (
-            isinstance(spec, Move)
-            and spec.source.level == Level.VREG
-            and spec.source.layout.kind != "lanes"
-            and spec.destination.level == Level.GLOBAL
-            and spec.cols % target.lanes() == 0
-        )
+        return _is_register_store(spec, lanes=False) and spec.cols % target.lanes() == 0
 
     def cost(self, spec, constants, target):
-        lines, _ = lines_touched(spec.rows, spec.cols, spec.destination.layout)
-        return constants.vector_op * spec.rows * spec.cols // target.lanes() + constants.store_line * lines
+        return constants.vector_op * spec.rows * spec.cols // target.lanes() + _store_lines_cost(spec, constants)
 
 
 @dataclass(frozen=True)
@@ -151,16 +159,10 @@ class LaneSumStore(Kernel):
     name = "lane_sum_store"
 
     def applies(self, spec, target):
-        return (
-            isinstance(spec, Move)
-            and spec.source.level == Level.VREG
-            and spec.source.layout.kind == "lanes"
-            and spec.destination.level == Level.GLOBAL
-        )
+        return _is_register_store(spec, lanes=True)
 
     def cost(self, spec, constants, target):
-        lines, _ = lines_touched(spec.rows, spec.cols, spec.destination.layout)
-        return constants.lane_sum * spec.rows * spec.cols + constants.store_line * lines
+        return constants.lane_sum * spec.rows * spec.cols + _store_lines_cost(spec, constants)
 
 
 def _pack_line_cost(spec: Move, constants: CostConstants) -> float:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from ...cost.affine import lines_touched, move_cost
 from ...spec import LANES, Level, Matmul, MemoryLimits, Move, Operand, canonicalize, panel
 from ...target.cpu import LINE_BYTES
+from ...target.kernels import register_vectors
 from .base import Action
 
 PANEL_VECTORS = (1, 2, 4)  # panel widths in vector registers (16, 32, 64 floats with AVX-512)
@@ -90,12 +91,15 @@ class RegisterOut(Action):
     def distinguishes(self, spec):
         return ("registers", spec.m, spec.n, self.dot)
 
+    def in_registers(self, spec: Matmul) -> Operand:
+        return Operand(Level.VREG, LANES if self.dot else spec.out.layout, spec.out.dtype)
+
     def vectors(self, spec: Matmul, target) -> int:
-        return spec.m * spec.n if self.dot else spec.m * spec.n // target.lanes()
+        return register_vectors(spec.m, spec.n, self.in_registers(spec), target)
 
     def subspecs(self, spec, target):
         limits = spec.limits.minus(self.allocation(spec, target))
-        in_registers = Operand(Level.VREG, LANES if self.dot else spec.out.layout, spec.out.dtype)
+        in_registers = self.in_registers(spec)
         body = canonicalize(replace(spec, out=in_registers, limits=limits))
         return (body, Move(spec.m, spec.n, in_registers, spec.out))
 
