@@ -67,6 +67,34 @@ def test_dot_form_matches_numpy(host, workload):
         assert registers == host.lanes().bit_length() - 1, candidate.program.render()
 
 
+def _predicated_blocks(schedule) -> set[str]:
+    """Names of the blocks whose realize has a predicate (``T.where``, printed before the block's reads)."""
+    found = set()
+    for chunk in schedule.mod.script().split('with T.sblock("')[1:]:
+        name, body = chunk.split('"', 1)
+        if "T.where(" in body.split("T.reads(", 1)[0]:
+            found.add(name)
+    return found
+
+
+@pytest.mark.parametrize("workload", [dense(37, 64, 50), dense(1500 // 20, 32, 96), batch_matmul(3, 13, 64, 29),
+                                      batch_matmul(2, 19, 23, 37, transpose_b=False), matmul(21, 16, 40)])
+def test_partial_outer_product_tiles_are_padded_not_predicated(host, workload):
+    # a tile that does not divide m or n is padded (pad_einsum): the kernel's blocks carry no predicate (one
+    # on a vector's lanes scalarises the kernel); only the copy of the valid part out is predicated
+    arrays = workload.random_inputs()
+    expected = workload.reference(*arrays)
+    candidates = [c for c in candidate_schedules(workload.func, host, top_k=8)
+                  if c.program.kernel == "broadcast_fma"]
+    padded = [c for c in candidates if "_pad" in c.schedule.mod.script()]
+    assert padded, "m or n is not a multiple of the register tile: some outer-product program pads"
+    for candidate in candidates:
+        got = run(candidate.schedule, workload, arrays)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=candidate.program.render())
+        predicated = _predicated_blocks(candidate.schedule)
+        assert not any(name.endswith(("_update", "_init")) for name in predicated), candidate.program.render()
+
+
 def _pack_kernels(program):
     return {str(node.action) for node in program.walk() if str(node.action).startswith("pack_panels")}
 

@@ -9,8 +9,10 @@ from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
 from .loop_plan import microkernel_plan
 from .microkernel import MICRO_ANNOTATION, MicroKernel
+from .padding import pad_to_tiles
 from .panels import PanelPack
 from .register_tile import schedule_register_tiles
+
 
 def check_one_index_dtype(prim_func) -> None:
     """Scheduling the PrimFunc itself (the meta-schedule route) packs weight panels with a layout map, which
@@ -21,13 +23,6 @@ def check_one_index_dtype(prim_func) -> None:
         shapes = ", ".join(f"{buf.name}{[f'{d}:{d.ty}' for d in buf.shape]}" for buf in buffers)
         raise InvalidShapeError(f"extents mix index dtypes {sorted(dtypes)} ({shapes}): declare them with one, "
                                 "e.g. te.create_prim_func(..., index_dtype_override='int64') or an int32 te.var")
-
-
-def _pad_block(sch, name: str):
-    try:
-        return sch.get_sblock(name)
-    except Exception:  # get_sblock raises when pad_einsum added no such block
-        return None
 
 
 def schedule_symbolic(prim_func, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget):
@@ -43,16 +38,12 @@ def schedule_symbolic(prim_func, workload: DynamicWorkload, micro: MicroKernel, 
     n_static = workload.n if isinstance(workload.n, int) else None
     pad_cols = micro.nr if n_static is None or n_static % micro.nr else 1
     outer = len(sch.get_loops(block)) - 3
-    sch.pad_einsum(block, [1] * outer + [micro.mr, pad_cols, 1])
-    a_pad, b_pad, out_pad = (_pad_block(sch, f"{name}_pad") for name in (a_name, b_name, out_name))
-    if a_pad is not None:
-        sch.compute_inline(a_pad)
-    b_buffer = f"{b_name}_pad" if b_pad is not None else b_name
-    read = [region.source.name for region in sch.get(block).reads].index(b_buffer)
+    padded = pad_to_tiles(sch, block, (a_name, b_name, out_name), [1] * outer + [micro.mr, pad_cols, 1])
+    read = [region.source.name for region in sch.get(block).reads].index(padded.rhs or b_name)
     rhs_dims = ("b",) * outer + (("n", "k") if workload.transpose_b else ("k", "n"))
     # one index dtype over B's loops, or TVM rejects the layout map: checked by symbolic_workload
-    pack = PanelPack(read, rhs_dims, micro.nr, source=b_buffer if b_pad is not None else None)
+    pack = PanelPack(read, rhs_dims, micro.nr, source=padded.rhs)
     plan = replace(microkernel_plan(micro, batched=outer > 0, packs_b=True), writeback="plain")
     loops = dict(zip(("b",) * outer + ("m", "n", "k"), sch.get_loops(block)))
-    schedule_register_tiles(sch, block, loops, plan, target.lanes(), pack=pack, writeback=out_pad)
+    schedule_register_tiles(sch, block, loops, plan, target.lanes(), pack=pack, writeback=padded.out)
     return sch

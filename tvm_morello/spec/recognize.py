@@ -41,6 +41,7 @@ class RecognizedMatmul:
     lhs_read: int  # index of lhs in the block's reads
     rhs_read: int
     rhs_dims: tuple[str, ...]  # role of each rhs buffer axis, e.g. ("n", "k") for dense
+    buffers: tuple[str, str, str]  # lhs, rhs, out
 
 
 def _only_compute_block(func):
@@ -180,7 +181,8 @@ def recognize(func, target) -> RecognizedMatmul:
     limits: MemoryLimits = target.memory_limits()
     spec = Matmul(found.batch, found.m, found.k, found.n, Operand(Level.GLOBAL, found.lhs_layout),
                   Operand(Level.GLOBAL, found.rhs_layout), Operand(), limits)
-    return RecognizedMatmul(spec, found.block, found.loop_roles, found.lhs_read, found.rhs_read, found.rhs_dims)
+    return RecognizedMatmul(spec, found.block, found.loop_roles, found.lhs_read, found.rhs_read, found.rhs_dims,
+                            found.buffers)
 
 
 def from_prim_func(func, ranges: Mapping[str, VarRange | tuple[int, int]], *, name: str | None = None,
