@@ -1,5 +1,6 @@
 """Command line: ``synth`` synthesises one operator and measures it beside numpy, ``calibrate`` fits the cost
-model to this host, ``tune-dynamic`` tunes dynamic-shape operators into one library."""
+model to this host, ``tune-dynamic`` tunes dynamic-shape operators into one library, ``compile`` compiles an
+ONNX model with symbolic dimensions into one."""
 from __future__ import annotations
 
 import argparse
@@ -77,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
     _add_calibrate(subparsers)
-    from .dynamic import add_subcommand
+    from . import dynamic, model
 
-    add_subcommand(subparsers)
+    dynamic.add_subcommand(subparsers)
+    model.add_subcommand(subparsers)
     return parser
 
 
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except MorelloError as err:
+    except (MorelloError, FileNotFoundError) as err:
         print(f"tvm-morello: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:

@@ -105,3 +105,16 @@ def pack_compute(b_raw, lead: tuple, k, n, width: int, name: str, *, transpose_b
         return tirx.Select(col < n, value, tirx.const(0.0, "float32")) if zero_pad else value
 
     return te.compute(panel_shape(lead, k, n, width), body, name=name)
+
+
+def pack_panels_array(b, width: int, *, transpose_b: bool):
+    """A constant weight (numpy, [n, k] with ``transpose_b`` else [k, n]) in the panel layout, zero beyond n:
+    what ``pack_weights_func`` computes, done once when a model is compiled."""
+    import numpy as np
+
+    kn = np.asarray(b).T if transpose_b else np.asarray(b)
+    k, n = kn.shape
+    panels = -(-n // width)
+    padded = np.zeros((k, panels * width), kn.dtype)
+    padded[:, :n] = kn
+    return np.ascontiguousarray(padded.reshape(k, panels, width).transpose(1, 0, 2))

@@ -1,0 +1,162 @@
+"""compile_model: an ONNX model with symbolic dimensions compiled into one library that matches numpy for every
+shape in range, rejects shapes outside it naming the dimension, and loads in plain TVM."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tvm_morello import InvalidShapeError, UnsupportedOperatorError, VerificationError
+from tvm_morello.dynamic import TuningConfig
+
+TINY = TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2)
+
+
+def _save(model, path):
+    import onnx
+
+    onnx.save(model, str(path))
+    return path
+
+
+def mlp_model(path, k=32, h=48, seed=0):
+    """x[batch, seq, k] -> MatMul(W1[k, h]) + b1 -> Relu -> MatMul(W2[h, k]) -> Softmax; returns (path, weights)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1, b1, w2 = (rng.uniform(-1, 1, s).astype("float32") for s in ((k, h), (h,), (h, k)))
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["h2"]), helper.make_node("MatMul", ["h2", "w2"], ["h3"]),
+             helper.make_node("Softmax", ["h3"], ["y"], axis=-1)]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", k])],
+        [numpy_helper.from_array(w, name) for w, name in ((w1, "w1"), (b1, "b1"), (w2, "w2"))])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path), (w1, b1, w2)
+
+
+def mlp_reference(x, w1, b1, w2):
+    logits = np.maximum(x @ w1 + b1, 0) @ w2
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def gemm_model(path, k=24, n=40, seed=1):
+    """x[seq, k] -> Gemm(W[n, k], transB=1) + bias: a weight stored transposed, as PyTorch's Linear exports it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w, bias = rng.uniform(-1, 1, (n, k)).astype("float32"), rng.uniform(-1, 1, (n,)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "bias"], ["y"], transB=1)], "gemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["seq", n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "bias")])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path), (w, bias)
+
+
+def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
+    from tvm_morello.model import compile_model
+
+    path, (w1, b1, w2) = mlp_model(tmp_path / "mlp.onnx")
+    out = tmp_path / "mlp.so"
+    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out, work_dir=tmp_path / "records",
+                             config=TINY, show_progress=False)
+    assert compiled.dense_layers == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
+    assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
+    assert {"batch": 1, "seq": 1} in compiled.verification.points
+    assert {"batch": 2, "seq": 9} in compiled.verification.points
+    manifest = json.loads(compiled.manifest.read_text())
+    assert manifest["ranges"]["seq"]["hi"] == 9 and len(manifest["operators"]) == 2
+
+    np.savez(tmp_path / "weights.npz", w1=w1, b1=b1, w2=w2)
+    script = textwrap.dedent(f"""
+        import numpy as np, tvm
+        from tvm import relax
+        w = np.load({str(tmp_path / "weights.npz")!r})
+        vm = relax.VirtualMachine(tvm.runtime.load_module({str(out)!r}), tvm.cpu())
+        rng = np.random.default_rng(0)
+        for shape in [(1, 1, 32), (2, 9, 32), (1, 5, 32), (2, 4, 32)]:
+            x = rng.uniform(-1, 1, shape).astype("float32")
+            logits = np.maximum(x @ w["w1"] + w["b1"], 0) @ w["w2"]
+            e = np.exp(logits - logits.max(-1, keepdims=True))
+            got = vm["main"](tvm.runtime.tensor(x)).numpy()
+            np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-4, atol=1e-5)
+        for bad in [(3, 1, 32), (1, 10, 32)]:
+            try:
+                vm["main"](tvm.runtime.tensor(np.zeros(bad, "float32")))
+            except Exception as err:
+                print("rejected:", str(err).splitlines()[-1])
+            else:
+                raise SystemExit(f"{{bad}} was accepted")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "batch=3 is outside the range 1..2" in done.stdout and "seq=10 is outside the range 1..9" in done.stdout
+
+
+def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):
+    from tvm_morello.model import compile_model
+
+    path, (w, bias) = gemm_model(tmp_path / "gemm.onnx")
+    compiled = compile_model(path, {"seq": (1, 20)}, config=TINY, show_progress=False, work_dir=tmp_path / "r")
+    (plan,) = compiled.plans
+    assert plan.workload.name == "dense_24x40_t" and plan.workload.transpose_b
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    x = np.random.default_rng(0).uniform(-1, 1, (13, 24)).astype("float32")
+    np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), x @ w.T + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_a_wrong_kernel_is_caught_and_nothing_is_written(tmp_path, monkeypatch):
+    from tvm_morello.model import compile_model, dense_calls
+
+    monkeypatch.setattr(dense_calls, "pack_panels_array", lambda b, width, transpose_b: np.zeros(
+        (-(-b.shape[0 if transpose_b else 1] // width), b.shape[1 if transpose_b else 0], width), "float32"))
+    path, _ = gemm_model(tmp_path / "gemm.onnx")
+    out = tmp_path / "gemm.so"
+    with pytest.raises(VerificationError, match="differs from the reference"):
+        compile_model(path, {"seq": (1, 8)}, out=out, config=TINY, show_progress=False, work_dir=tmp_path / "r")
+    assert not out.exists()
+
+
+def test_ranges_are_checked_against_the_model(tmp_path):
+    from tvm_morello.model import load_model, model_ranges
+
+    path, _ = mlp_model(tmp_path / "mlp.onnx")
+    main = load_model(path)["main"]
+    with pytest.raises(InvalidShapeError, match="'batch' has no range"):
+        model_ranges(main, {"seq": (1, 8)})
+    with pytest.raises(InvalidShapeError, match=r"\['tokens'\], which the model does not have"):
+        model_ranges(main, {"batch": (1, 2), "seq": (1, 8), "tokens": (1, 4)})
+    with pytest.raises(InvalidShapeError, match="need 1 <= lo <= hi"):
+        model_ranges(main, {"batch": (1, 2), "seq": (9, 8)})
+    bounded = main.with_attr("tir_var_upper_bound", {"batch": 4, "seq": 64})
+    ranges = model_ranges(bounded, None)
+    assert (ranges["batch"].lo, ranges["batch"].hi, ranges["seq"].hi) == (1, 4, 64)
+
+
+def test_bad_model_inputs_are_named(tmp_path):
+    from tvm_morello.model import load_model
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.onnx")
+    (tmp_path / "model.txt").write_text("not a model")
+    with pytest.raises(UnsupportedOperatorError, match="expected an .onnx file"):
+        load_model(tmp_path / "model.txt")
+    with pytest.raises(UnsupportedOperatorError, match="cannot compile a dict"):
+        load_model({})
+
+
+def test_cli_compile_reports_errors(tmp_path, capsys):
+    from tvm_morello.cli import main
+
+    assert main(["compile", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "m.so")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    path, _ = mlp_model(tmp_path / "mlp.onnx")
+    assert main(["compile", str(path), "--range", "seq=1:8", "--out", str(tmp_path / "m.so")]) == 2
+    assert "'batch' has no range" in capsys.readouterr().err

@@ -1,0 +1,137 @@
+"""``compile_model``: a user's model with symbolic dimensions into one tuned, verified library.
+
+Import (ONNX or Relax) -> the ranges of its dimensions -> its dense layers, one workload per distinct shape ->
+DietCode tuning of each workload over its m distribution -> dense layers replaced by dispatcher calls on packed
+weights -> the rest legalized, fused and scheduled by TVM's CPU rules -> verified against TVM's untuned build at
+the ranges' ends and random points -> one .so and its manifest."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from ..dynamic.config import TuningConfig
+from ..dynamic.plan import OperatorPlan
+from ..dynamic.tuner import tune_dynamic
+from ..errors import UnsupportedOperatorError
+from ..library.export import measured_kernels
+from ..library.manifest import manifest_path, operator_entry, write_manifest
+from ..spec.symbolic import VarRange
+from ..target import resolve_target
+from .build import build_model
+from .guard import with_range_checks
+from .dense_calls import find_dense_calls, merge_workloads, replace_dense_calls
+from .source import load_model, model_ranges
+from .verify import ModelVerification, verify_model, vm_runner
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """The compiled model: its executable (``main`` as the model's), where it was written, what was tuned."""
+
+    executable: object  # tvm.relax.VMExecutable
+    ranges: dict[str, VarRange]
+    plans: tuple[OperatorPlan, ...]
+    dense_layers: int
+    verification: ModelVerification
+    library: Path | None = None
+    manifest: Path | None = None
+    timings: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in self.ranges.items())
+        lines = [f"model over {ranges}: {self.dense_layers} dense layers in {len(self.plans)} distinct workloads "
+                 f"(tuned, dispatching by m); every other operator: TVM's CPU rules",
+                 "| workload | m range | kernels | tuning s |", "|---|---|---|---|"]
+        for plan in self.plans:
+            rng = plan.workload.range_of("m")
+            lines.append(f"| {plan.workload.name} | {rng.lo}..{rng.hi} | {len(plan.tree.kernels_used())} | "
+                         f"{plan.provenance.get('tuning_seconds', 0.0):.1f} |")
+        lines.append(f"verified at {len(self.verification.points)} points against TVM's untuned build "
+                     f"(max abs error {self.verification.max_abs_error:.2g}); "
+                     + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+        return "\n".join(lines)
+
+
+def _check_inputs(func) -> None:
+    from tvm import relax, tirx
+
+    for param in func.params:
+        info = param.ty
+        if not isinstance(info, relax.TensorType) or info.shape is None:
+            raise UnsupportedOperatorError(f"model input {param.name!r} is not a tensor of known rank")
+        for dim in info.shape.values:
+            if not isinstance(dim, (tirx.IntImm, tirx.Var)):
+                raise UnsupportedOperatorError(f"model input {param.name!r} has dimension {dim}: inputs need "
+                                               "integer or plain symbolic dimensions")
+
+
+def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None = None, target=None, *,
+                  out: str | Path | None = None, work_dir: str | Path | None = None,
+                  config: TuningConfig | None = None, show_progress: bool = True) -> CompiledModel:
+    """Compile ``model`` (an .onnx path, an onnx.ModelProto or a Relax IRModule with bound weights) for every
+    assignment of its symbolic dimensions in ``ranges`` (default: the module's ``tir_var_*_bound`` attributes).
+
+    Tuning records go to ``work_dir`` (a resumed compile reuses them). With ``out`` the library (.so) and its
+    manifest (.json beside it) are written, only after verification passed."""
+    import tvm
+
+    say = print if show_progress else (lambda *args, **kwargs: None)
+    target = resolve_target(target)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    mod = load_model(model)
+    func = mod["main"]
+    _check_inputs(func)
+    var_ranges = model_ranges(func, ranges)
+    calls = find_dense_calls(mod, var_ranges)
+    workloads = merge_workloads(calls)
+    say(f"{len(calls)} dense layers found, {len(workloads)} distinct workloads: "
+        + ", ".join(f"{wl.name} (m in {wl.range_of('m').lo}..{wl.range_of('m').hi})" for wl in workloads), flush=True)
+    plans = tuple(tune_dynamic(workloads, target, work_dir=work_dir, config=config or TuningConfig(),
+                               show_progress=show_progress, print_summary=False)) if workloads else ()
+    timings["tuning"] = time.perf_counter() - start
+    start = time.perf_counter()
+    say("building the model ...", flush=True)
+    rewritten = with_range_checks(replace_dense_calls(mod, var_ranges, {p.workload.name: p.panel for p in plans},
+                                                      {p.workload.name: p.dispatcher for p in plans}), var_ranges)
+    executable = build_model(rewritten, plans, target, measured_kernels(list(plans), target))
+    reference = tvm.compile(mod, target=target.tvm_target())
+    timings["building"] = time.perf_counter() - start
+    start = time.perf_counter()
+    say("verifying against TVM's untuned build ...", flush=True)
+    verification = verify_model(vm_runner(executable), vm_runner(reference), func, var_ranges)
+    timings["verifying"] = time.perf_counter() - start
+    library = manifest = None
+    if out is not None:
+        library = Path(out)
+        library.parent.mkdir(parents=True, exist_ok=True)
+        executable.export_library(str(library))
+        manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target),
+                                  manifest_path(library))
+    compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings)
+    say(compiled.summary())
+    return compiled
+
+
+def _manifest(library: Path, ranges, plans, dense_layers: int, verification: ModelVerification, target) -> dict:
+    import platform
+
+    import tvm
+
+    return {
+        "format_version": 1,
+        "kind": "model",
+        "library": library.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "loading": ("import tvm; from tvm import relax; "
+                    f"vm = relax.VirtualMachine(tvm.runtime.load_module('{library.name}'), tvm.cpu()); "
+                    "out = vm['main'](*inputs)"),
+        "ranges": {name: r.to_json() for name, r in ranges.items()},
+        "dense_layers": dense_layers,
+        "target": {"mcpu": target.mcpu, "vector_bits": target.vector_bits, "cores": target.cores},
+        "versions": {"tvm": tvm.__version__, "python": platform.python_version()},
+        "operators": [operator_entry(plan) for plan in plans],
+        "verification": verification.to_json(),
+    }

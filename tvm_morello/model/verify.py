@@ -1,0 +1,86 @@
+"""The compiled model against a reference build of the same model (TVM's untuned build, ONNX Runtime when the
+model came from ONNX and it is installed), at both ends of every range and at random points in between."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import VerificationError
+from ..spec.symbolic import VarRange
+
+
+@dataclass(frozen=True)
+class ModelVerification:
+    """The assignments of the model's dimensions checked and the largest error seen against the reference."""
+
+    points: tuple[dict, ...]
+    max_abs_error: float
+
+    def to_json(self) -> dict:
+        return {"points": list(self.points), "max_abs_error": self.max_abs_error}
+
+
+def check_points(ranges: Mapping[str, VarRange], random_points: int = 2, seed: int = 0) -> list[dict[str, int]]:
+    """Every dimension at its low end, at its high end, and ``random_points`` random assignments."""
+    rng = np.random.default_rng(seed)
+    points = [{name: r.lo for name, r in ranges.items()}, {name: r.hi for name, r in ranges.items()}]
+    points += [{name: int(rng.integers(r.lo, r.hi + 1)) for name, r in ranges.items()} for _ in range(random_points)]
+    unique = []
+    for point in points:
+        if point not in unique:
+            unique.append(point)
+    return unique
+
+
+def input_arrays(func, env: Mapping[str, int], seed: int = 0) -> list[np.ndarray]:
+    """Random inputs of ``func``'s parameters with its dimensions set by ``env``."""
+    from tvm import tirx
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for param in func.params:
+        info = param.ty
+        shape = [int(d) if isinstance(d, tirx.IntImm) else int(env[d.name]) for d in info.shape.values]
+        if "float" in str(info.dtype):
+            arrays.append(rng.uniform(-1, 1, shape).astype(str(info.dtype)))
+        else:
+            arrays.append(np.zeros(shape, str(info.dtype)))
+    return arrays
+
+
+def outputs_of(result) -> list[np.ndarray]:
+    """A VM result (a tensor or a tuple of them) as numpy arrays."""
+    if isinstance(result, (list, tuple)) or type(result).__name__ == "Array":
+        return [np.asarray(r.numpy()) for r in result]
+    return [result.numpy()]
+
+
+def verify_model(run: Callable, reference: Callable, func, ranges: Mapping[str, VarRange], *,
+                 atol: float = 1e-3, rtol: float = 1e-3, random_points: int = 2) -> ModelVerification:
+    """Run ``run`` and ``reference`` (numpy inputs -> list of numpy outputs) on random inputs at each check point;
+    raises VerificationError naming the point and the output on a mismatch."""
+    checked, worst = [], 0.0
+    for i, env in enumerate(check_points(ranges, random_points)):
+        arrays = input_arrays(func, env, seed=i)
+        got, want = run(arrays), reference(arrays)
+        if len(got) != len(want):
+            raise VerificationError(f"at {env}: the compiled model returned {len(got)} outputs, the reference {len(want)}")
+        for index, (g, w) in enumerate(zip(got, want)):
+            if g.shape != w.shape or not np.allclose(g, w, atol=atol, rtol=rtol):
+                error = float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf")
+                raise VerificationError(f"at {env}: output {index} differs from the reference (max abs error "
+                                        f"{error:.3g}, shapes {g.shape} / {w.shape}); nothing was written")
+            worst = max(worst, float(np.max(np.abs(g - w))) if g.size else 0.0)
+        checked.append(dict(env))
+    return ModelVerification(tuple(checked), worst)
+
+
+def vm_runner(executable) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+    """A callable running ``executable``'s ``main`` on numpy inputs."""
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    return lambda arrays: outputs_of(vm["main"](*[tvm.runtime.tensor(a) for a in arrays]))
