@@ -64,7 +64,7 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     out = tmp_path / "mlp.so"
     compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out, work_dir=tmp_path / "records",
                              config=TINY, show_progress=False)
-    assert compiled.dense_layers == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
+    assert compiled.matmuls == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
     assert {"batch": 1, "seq": 1} in compiled.verification.points
     assert {"batch": 2, "seq": 9} in compiled.verification.points
@@ -113,9 +113,9 @@ def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):
 
 
 def test_a_wrong_kernel_is_caught_and_nothing_is_written(tmp_path, monkeypatch):
-    from tvm_morello.model import compile_model, dense_calls
+    from tvm_morello.model import compile_model, matmul_calls
 
-    monkeypatch.setattr(dense_calls, "pack_panels_array", lambda b, width, transpose_b: np.zeros(
+    monkeypatch.setattr(matmul_calls, "pack_panels_array", lambda b, width, transpose_b: np.zeros(
         (-(-b.shape[0 if transpose_b else 1] // width), b.shape[1 if transpose_b else 0], width), "float32"))
     path, _ = gemm_model(tmp_path / "gemm.onnx")
     out = tmp_path / "gemm.so"

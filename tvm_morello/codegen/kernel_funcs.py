@@ -41,7 +41,7 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
 
     symbols = _symbols(workload)
     m, k, n = (_extent_expr(d, symbols) for d in (workload.m, workload.k, workload.n))
-    lead = (i64(workload.batch),) if workload.batch else ()
+    lead = (_extent_expr(workload.batch, symbols),) if workload.batch else ()
     a = te.placeholder(lead + (m, k), name="A")
     if workload.constant_b:
         b_param = te.placeholder(panel_shape(lead, k, n, panel), name="Bp")
@@ -81,7 +81,7 @@ def dot_kernel_workload(workload: DynamicWorkload, micro: MicroKernel, lanes: in
         raise ValueError(f"{workload.name}: the dot form needs an activation B[n, k] with static k % {lanes} == 0")
     symbols = _symbols(workload)
     m, n = _extent_expr(workload.m, symbols), _extent_expr(workload.n, symbols)
-    lead = (i64(workload.batch),) if workload.batch else ()
+    lead = (_extent_expr(workload.batch, symbols),) if workload.batch else ()
     a = te.placeholder(lead + (m, i64(workload.k)), name="A")
     b = te.placeholder(lead + (n, i64(workload.k)), name="B")
     kv = te.reduce_axis((i64(0), i64(workload.k // lanes)), "kv")
@@ -102,7 +102,7 @@ def dot_parallel_over_batch(workload: DynamicWorkload, cores: int) -> bool:
     """Whether the dot form parallelises over the batch alone: when it holds several matrices per core.
     Fusing the row tiles into the parallel loop costs two integer divisions per tile, 10-25% of a
     short-sequence QKᵀ (measured at T = 4..24, batch 192)."""
-    return workload.batch >= BATCH_UNITS_PER_CORE * cores
+    return workload.smallest_batch() >= BATCH_UNITS_PER_CORE * cores
 
 
 def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget) -> None:
@@ -157,7 +157,7 @@ def pack_weights_func(workload: DynamicWorkload, panel: int):
 
     symbols = _symbols(workload)
     k, n = _extent_expr(workload.k, symbols), _extent_expr(workload.n, symbols)
-    lead = (i64(workload.batch),) if workload.batch else ()
+    lead = (_extent_expr(workload.batch, symbols),) if workload.batch else ()
     b_raw = _raw_b(workload, lead, k, n)
     packed = pack_compute(b_raw, lead, k, n, panel, "Bp", transpose_b=workload.transpose_b, zero_pad=True)
     sch = Schedule(te.create_prim_func([b_raw, packed]))

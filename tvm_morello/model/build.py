@@ -2,31 +2,38 @@
 operator is legalized, fused and given TVM's CPU rules for shapes of any size (``s_tir.dlight.cpu``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..dynamic.plan import OperatorPlan
+from ..spec.symbolic import VarRange
 from ..target import CpuTarget
+from .guard import with_range_checks
 
 
 def schedule_operators(mod, target: CpuTarget):
-    """Legalize, fuse and schedule every PrimFunc the dlight CPU rules apply to (reductions: softmax,
-    layer_norm; GEMV); the rest keep TVM's default lowering."""
-    import tvm
+    """Legalize, fuse and schedule every PrimFunc: dlight's CPU rules for reductions (softmax, layer_norm) and
+    GEMV, ours for injective operators; what none applies to keeps TVM's default lowering."""
     from tvm import relax
     from tvm.s_tir import dlight
 
-    mod = relax.get_pipeline("zero")(mod)
+    from .operators import injective_rule
+
+    # erf, exp and tanh as the polynomials TVM vectorises (libm's are called per lane): BERT's GELU 2.3 -> ? ms at T = 128
+    mod = relax.get_pipeline("zero")(relax.transform.FastMathTransform()(mod))
     with target.tvm_target():
-        return dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction())(mod)
+        return dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction(), injective_rule())(mod)
 
 
-def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None):
-    """The Relax executable of ``mod`` (dense layers already replaced) with the plans' kernel modules imported."""
+def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: Mapping[str, VarRange],
+                kernel_funcs=None):
+    """The Relax executable of ``mod`` (dense layers already replaced), its ``main`` checking ``ranges``, with
+    the plans' kernel modules imported."""
     import tvm
 
     from ..library.modules import build_modules
 
-    executable = tvm.compile(schedule_operators(mod, target), target=target.tvm_target())
+    scheduled = with_range_checks(schedule_operators(mod, target), ranges)
+    executable = tvm.compile(scheduled, target=target.tvm_target())
     if plans:
         _, kernel_modules = build_modules(plans, target, kernel_funcs)
         for kernels, kernel_target in kernel_modules:

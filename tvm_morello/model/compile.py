@@ -1,9 +1,9 @@
 """``compile_model``: a user's model with symbolic dimensions into one tuned, verified library.
 
-Import (ONNX or Relax) -> the ranges of its dimensions -> its dense layers, one workload per distinct shape ->
-DietCode tuning of each workload over its m distribution -> dense layers replaced by dispatcher calls on packed
-weights -> the rest legalized, fused and scheduled by TVM's CPU rules -> verified against TVM's untuned build at
-the ranges' ends and random points -> one .so and its manifest."""
+Import (ONNX or Relax) -> the ranges of its dimensions -> its matmuls (dense layers, attention's batched
+matmuls), one workload per distinct shape -> DietCode tuning of each workload over its distribution -> the matmuls
+replaced by dispatcher calls (weights packed once) -> the rest legalized, fused and scheduled for every shape ->
+verified against TVM's untuned build at the ranges' ends and random points -> one .so and its manifest."""
 from __future__ import annotations
 
 import time
@@ -20,8 +20,7 @@ from ..library.manifest import manifest_path, operator_entry, write_manifest
 from ..spec.symbolic import VarRange
 from ..target import resolve_target
 from .build import build_model
-from .guard import with_range_checks
-from .dense_calls import find_dense_calls, merge_workloads, replace_dense_calls
+from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
 from .source import load_model, model_ranges
 from .verify import ModelVerification, verify_model, vm_runner
 
@@ -33,7 +32,7 @@ class CompiledModel:
     executable: object  # tvm.relax.VMExecutable
     ranges: dict[str, VarRange]
     plans: tuple[OperatorPlan, ...]
-    dense_layers: int
+    matmuls: int
     verification: ModelVerification
     library: Path | None = None
     manifest: Path | None = None
@@ -41,17 +40,20 @@ class CompiledModel:
 
     def summary(self) -> str:
         ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in self.ranges.items())
-        lines = [f"model over {ranges}: {self.dense_layers} dense layers in {len(self.plans)} distinct workloads "
-                 f"(tuned, dispatching by m); every other operator: TVM's CPU rules",
-                 "| workload | m range | kernels | tuning s |", "|---|---|---|---|"]
+        lines = [f"model over {ranges}: {self.matmuls} matmuls in {len(self.plans)} distinct workloads (tuned, "
+                 "dispatching by shape); every other operator: a schedule for any shape",
+                 "| workload | ranges | kernels | tuning s |", "|---|---|---|---|"]
         for plan in self.plans:
-            rng = plan.workload.range_of("m")
-            lines.append(f"| {plan.workload.name} | {rng.lo}..{rng.hi} | {len(plan.tree.kernels_used())} | "
+            lines.append(f"| {plan.workload.name} | {_ranges_text(plan.workload)} | {len(plan.tree.kernels_used())} | "
                          f"{plan.provenance.get('tuning_seconds', 0.0):.1f} |")
         lines.append(f"verified at {len(self.verification.points)} points against TVM's untuned build "
                      f"(max abs error {self.verification.max_abs_error:.2g}); "
                      + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
         return "\n".join(lines)
+
+
+def _ranges_text(workload) -> str:
+    return ", ".join(f"{name} {r.lo}..{r.hi}" for name, r in workload.ranges)
 
 
 def _check_inputs(func) -> None:
@@ -85,18 +87,18 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     func = mod["main"]
     _check_inputs(func)
     var_ranges = model_ranges(func, ranges)
-    calls = find_dense_calls(mod, var_ranges)
+    calls = find_matmul_calls(mod, var_ranges)
     workloads = merge_workloads(calls)
-    say(f"{len(calls)} dense layers found, {len(workloads)} distinct workloads: "
-        + ", ".join(f"{wl.name} (m in {wl.range_of('m').lo}..{wl.range_of('m').hi})" for wl in workloads), flush=True)
+    say(f"{len(calls)} matmuls found, {len(workloads)} distinct workloads: "
+        + ", ".join(f"{wl.name} ({_ranges_text(wl)})" for wl in workloads), flush=True)
     plans = tuple(tune_dynamic(workloads, target, work_dir=work_dir, config=config or TuningConfig(),
                                show_progress=show_progress, print_summary=False)) if workloads else ()
     timings["tuning"] = time.perf_counter() - start
     start = time.perf_counter()
     say("building the model ...", flush=True)
-    rewritten = with_range_checks(replace_dense_calls(mod, var_ranges, {p.workload.name: p.panel for p in plans},
-                                                      {p.workload.name: p.dispatcher for p in plans}), var_ranges)
-    executable = build_model(rewritten, plans, target, measured_kernels(list(plans), target))
+    rewritten = replace_matmul_calls(mod, var_ranges, {p.workload.name: p.panel for p in plans},
+                                    {p.workload.name: p.dispatcher for p in plans})
+    executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target))
     reference = tvm.compile(mod, target=target.tvm_target())
     timings["building"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -115,7 +117,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     return compiled
 
 
-def _manifest(library: Path, ranges, plans, dense_layers: int, verification: ModelVerification, target) -> dict:
+def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target) -> dict:
     import platform
 
     import tvm
@@ -129,7 +131,7 @@ def _manifest(library: Path, ranges, plans, dense_layers: int, verification: Mod
                     f"vm = relax.VirtualMachine(tvm.runtime.load_module('{library.name}'), tvm.cpu()); "
                     "out = vm['main'](*inputs)"),
         "ranges": {name: r.to_json() for name, r in ranges.items()},
-        "dense_layers": dense_layers,
+        "matmuls": matmuls,
         "target": {"mcpu": target.mcpu, "vector_bits": target.vector_bits, "cores": target.cores},
         "versions": {"tvm": tvm.__version__, "python": platform.python_version()},
         "operators": [operator_entry(plan) for plan in plans],

@@ -52,12 +52,13 @@ class VarRange:
 class DynamicWorkload:
     """out[b?, m, n] = sum_k A[b?, m, k] * B, with B stored [b?, n, k] (``transpose_b``) or [b?, k, n].
 
-    ``batch`` = 0 means no batch dimension (dense). ``constant_b`` marks B as a weight that is packed
-    once into panels. Dimensions are ints or names of symbolic variables listed in ``ranges``.
+    ``batch`` = 0 means no batch dimension (dense); a name is a symbolic batch (a model's batch x heads).
+    ``constant_b`` marks B as a weight that is packed once into panels. Dimensions are ints or names of
+    symbolic variables listed in ``ranges``.
     """
 
     name: str
-    batch: int
+    batch: Dim
     m: Dim
     k: Dim
     n: Dim
@@ -68,11 +69,11 @@ class DynamicWorkload:
 
     def __post_init__(self) -> None:
         names = {name for name, _ in self.ranges}
-        for dim_name in ("m", "k", "n"):
+        for dim_name in ("batch", "m", "k", "n"):
             dim = getattr(self, dim_name)
             if isinstance(dim, str) and dim not in names:
                 raise InvalidShapeError(f"{self.name}: dimension {dim_name}={dim!r} has no declared range")
-            if isinstance(dim, int) and dim < 1:
+            if isinstance(dim, int) and dim < (0 if dim_name == "batch" else 1):
                 raise InvalidShapeError(f"{self.name}: dimension {dim_name}={dim} must be positive")
         if not isinstance(self.m, str):
             raise UnsupportedOperatorError(f"{self.name}: m={self.m} is static; the dynamic tuner needs a symbolic m")
@@ -96,11 +97,17 @@ class DynamicWorkload:
         def value(dim: Dim) -> int:
             return dim if isinstance(dim, int) else int(env[dim])
 
-        return max(self.batch, 1), value(self.m), value(self.k), value(self.n)
+        return value(self.batch) if self.batch else 1, value(self.m), value(self.k), value(self.n)
 
     def flops(self, env: Mapping[str, int]) -> int:
         b, m, k, n = self.dims(env)
         return 2 * b * m * k * n
+
+    def smallest_batch(self) -> int:
+        """The fewest matrices a call multiplies (1 without a batch dimension)."""
+        if isinstance(self.batch, str):
+            return self.range_of(self.batch).lo
+        return max(self.batch, 1)
 
     def packs_b(self) -> bool:
         """B goes through panel packing (weights once, activations per call) unless it is [k, n] with static n."""

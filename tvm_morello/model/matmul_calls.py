@@ -1,0 +1,219 @@
+"""The model's matmuls, found before legalization and replaced by calls of the dispatchers tuned for them.
+
+Two kinds: a dense layer, ``R.matmul`` of an activation by a constant weight stored [k, n] (ONNX MatMul) or
+transposed ([n, k] behind ``permute_dims``, as ONNX Gemm and PyTorch's Linear export it), over m = the product of
+the activation's leading dimensions (batch * seq), its weight packed into panels once, at compile time; and a
+batched matmul of two activations (attention's QKᵀ and probs·V), over a batch = the product of the leading
+dimensions (batch * heads), with m, k, n static or one of the model's dimensions. Each gets a DynamicWorkload whose
+ranges and distribution follow from the model's dimension ranges; identical workloads share one plan."""
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import numpy as np
+
+from ..codegen.panels import pack_panels_array
+from ..spec.symbolic import DynamicWorkload, VarRange
+
+M_VAR, BATCH_VAR = "m", "nbatch"  # the dispatchers' own variables: dense rows, batched matrices
+
+
+@dataclass(frozen=True)
+class MatmulCall:
+    """One matmul of the model: its workload and, for a dense layer, its weight as stored."""
+
+    workload: DynamicWorkload
+    weight: np.ndarray | None = None
+
+
+def _op(name: str):
+    import tvm
+
+    return tvm.ir.Op.get(name)
+
+
+def _constant_weight(expr, lookup) -> tuple[np.ndarray, bool] | None:
+    """(weight as stored, stored transposed) when ``expr`` is a 2-D float32 constant or its transpose
+    (``lookup`` gives the value a variable is bound to, or None)."""
+    import tvm
+    from tvm import relax
+
+    if isinstance(expr, relax.Var):
+        expr = lookup(expr)
+    if isinstance(expr, tvm.ir.expr.GenericConst):
+        value = expr.value.numpy()
+        return (value, False) if value.ndim == 2 and value.dtype == np.float32 else None
+    if isinstance(expr, relax.Call) and expr.op == _op("relax.permute_dims"):
+        inner = _constant_weight(expr.args[0], lookup)
+        axes = expr.attrs.axes
+        if inner is not None and not inner[1] and (axes is None or [int(a) for a in axes] == [1, 0]):
+            return inner[0], True
+    return None
+
+
+def product_range(dims, ranges: Mapping[str, VarRange]) -> VarRange | None:
+    """The range of the product of ``dims`` (ints and model dimensions) over the model's ranges, its sample
+    weighted by how many assignments give each value; None when a dimension is any other expression."""
+    from tvm import tirx
+
+    static, names = 1, []
+    for dim in dims:
+        if isinstance(dim, tirx.IntImm):
+            static *= int(dim)
+        elif isinstance(dim, tirx.Var) and dim.name in ranges:
+            names.append(dim.name)
+        else:
+            return None
+    counts = Counter(static * math.prod(values)
+                     for values in itertools.product(*[ranges[name].values() for name in names]))
+    return _weighted(counts)
+
+
+def _weighted(counts: Counter) -> VarRange:
+    sample = tuple(sorted(counts))
+    return VarRange(sample[0], sample[-1], sample, tuple(float(counts[v]) for v in sample))
+
+
+def _dim(expr, ranges):
+    """A workload dimension from a Relax extent: an int, a model dimension's name, or None."""
+    from tvm import tirx
+
+    if isinstance(expr, tirx.IntImm):
+        return int(expr)
+    if isinstance(expr, tirx.Var) and expr.name in ranges:
+        return expr.name
+    return None
+
+
+def _tensor(expr):
+    from tvm import relax
+
+    info = expr.ty
+    if isinstance(info, relax.TensorType) and str(info.dtype) == "float32" and info.shape is not None \
+            and info.ndim >= 2:
+        return list(info.shape.values)
+    return None
+
+
+def find_matmul_call(value, lookup, ranges: Mapping[str, VarRange]) -> MatmulCall | None:
+    """The MatmulCall ``value`` (a bound Relax expression) is, or None."""
+    from tvm import relax
+
+    if not (isinstance(value, relax.Call) and value.op == _op("relax.matmul")):
+        return None
+    lhs = _tensor(value.args[0])
+    if lhs is None:
+        return None
+    weight = _constant_weight(value.args[1], lookup)
+    if weight is not None:
+        return _dense(lhs, *weight, ranges)
+    rhs = _tensor(value.args[1])
+    return _batched(lhs, rhs, ranges) if rhs is not None else None
+
+
+def _dense(lhs, stored, transpose_b: bool, ranges) -> MatmulCall | None:
+    n, k = stored.shape if transpose_b else stored.shape[::-1]
+    *leading, x_k = lhs
+    rng = product_range(leading, ranges)
+    if _dim(x_k, ranges) != k or rng is None:
+        return None
+    name = f"dense_{k}x{n}{'_t' if transpose_b else ''}"
+    workload = DynamicWorkload(name, 0, M_VAR, k, n, ((M_VAR, rng),), transpose_b=transpose_b, constant_b=True)
+    return MatmulCall(workload, stored)
+
+
+def _batched(lhs, rhs, ranges) -> MatmulCall | None:
+    """A[..., m, k] @ B[..., k, n] with equal leading dimensions: a batch_matmul over their product."""
+    import tvm
+    import tvm_ffi
+
+    if len(lhs) != len(rhs) or len(lhs) < 3:
+        return None
+    leading = lhs[:-2]
+    if any(not tvm_ffi.structural_equal(a, b) for a, b in zip(leading, rhs[:-2])):
+        return None
+    m, k, n = (_dim(d, ranges) for d in (lhs[-2], lhs[-1], rhs[-1]))
+    if None in (m, k, n) or not isinstance(m, str) or _dim(rhs[-2], ranges) != k:
+        return None
+    batch = product_range(leading, ranges)
+    if batch is None or any(isinstance(d, tvm.tirx.Var) and d.name in (m, k, n) for d in leading):
+        return None
+    own = {d: ranges[d] for d in (m, k, n) if isinstance(d, str)}
+    return MatmulCall(DynamicWorkload(f"bmm_{m}x{k}x{n}", BATCH_VAR, m, k, n,
+                                      tuple(sorted({BATCH_VAR: batch, **own}.items())), transpose_b=False))
+
+
+def find_matmul_calls(mod, ranges: Mapping[str, VarRange]) -> list[MatmulCall]:
+    """Every matmul of ``mod``'s ``main`` that a workload expresses, in program order."""
+    found, bindings = [], {}
+    for block in mod["main"].body.blocks:
+        for binding in block.bindings:
+            bindings[binding.var] = binding.value
+            call = find_matmul_call(binding.value, bindings.get, ranges)
+            if call is not None:
+                found.append(call)
+    return found
+
+
+def merge_workloads(calls: list[MatmulCall]) -> list[DynamicWorkload]:
+    """One workload per distinct name (shape and layout), each variable's distribution the sum of its calls'."""
+    merged: dict[str, list[DynamicWorkload]] = {}
+    for call in calls:
+        merged.setdefault(call.workload.name, []).append(call.workload)
+    out = []
+    for group in merged.values():
+        ranges = []
+        for name in group[0].var_names:
+            counts: Counter = Counter()
+            for wl in group:
+                rng = wl.range_of(name)
+                counts.update(dict(zip(rng.values(), rng.value_weights())))
+            ranges.append((name, _weighted(counts)))
+        out.append(replace(group[0], ranges=tuple(ranges)))
+    return out
+
+
+def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], panels: Mapping[str, int],
+                         dispatchers: Mapping[str, str]):
+    """``mod`` with each matmul whose workload has a plan (``dispatchers``: workload name -> dispatcher symbol;
+    ``panels``: -> weight panel width) calling the dispatcher on operands reshaped to its [b?, m, k] form."""
+    from tvm import relax
+
+    @relax.expr_functor.mutator
+    class Rewriter(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = self.visit_expr_post_order(call)
+            found = find_matmul_call(call, self.lookup_binding, ranges)
+            if found is None or found.workload.name not in dispatchers:
+                return call
+            wl, (lhs, rhs) = found.workload, call.args
+            dims = list(lhs.ty.shape.values)
+            if wl.constant_b:
+                rows = math.prod(dims[1:-1], start=dims[0])
+                packed = pack_panels_array(found.weight, panels[wl.name], transpose_b=wl.transpose_b)
+                args, out_shape = [self._with_shape(lhs, [rows, wl.k]), relax.const(packed)], [rows, wl.n]
+            else:
+                rhs_dims = list(rhs.ty.shape.values)
+                batch = math.prod(dims[1:-2], start=dims[0])
+                args = [self._with_shape(lhs, [batch, *dims[-2:]]), self._with_shape(rhs, [batch, *rhs_dims[-2:]])]
+                out_shape = [batch, dims[-2], rhs_dims[-1]]
+            out = relax.call_dps_packed(relax.ExternFunc(dispatchers[wl.name]), args,
+                                        relax.TensorType(out_shape, "float32"))
+            shape = list(call.ty.shape.values)
+            if len(shape) == len(out_shape):
+                return out
+            return relax.op.reshape(self.builder_.emit(out), relax.ShapeExpr(shape))
+
+        def _with_shape(self, expr, shape):
+            """``expr`` viewed as ``shape`` (leading dimensions merged; a reshape of a dense tensor is a view)."""
+            if len(expr.ty.shape.values) == len(shape):
+                return expr
+            return self.builder_.emit(relax.op.reshape(expr, relax.ShapeExpr(shape)))
+
+    rewriter = Rewriter(mod)
+    rewriter.builder_.update_func(mod.get_global_var("main"), rewriter.visit_expr(mod["main"]))
+    return rewriter.builder_.get()
