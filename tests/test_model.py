@@ -66,8 +66,8 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
                              config=TINY, show_progress=False)
     assert compiled.matmuls == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
-    assert {"batch": 1, "seq": 1} in compiled.verification.points
-    assert {"batch": 2, "seq": 9} in compiled.verification.points
+    checked = [(p["batch"], p["seq"]) for p in compiled.verification.points]
+    assert (1, 1) in checked and (2, 9) in checked
     manifest = json.loads(compiled.manifest.read_text())
     assert manifest["ranges"]["seq"]["hi"] == 9 and len(manifest["operators"]) == 2
 
@@ -119,7 +119,7 @@ def test_a_wrong_kernel_is_caught_and_nothing_is_written(tmp_path, monkeypatch):
         (-(-b.shape[0 if transpose_b else 1] // width), b.shape[1 if transpose_b else 0], width), "float32"))
     path, _ = gemm_model(tmp_path / "gemm.onnx")
     out = tmp_path / "gemm.so"
-    with pytest.raises(VerificationError, match="differs from the reference"):
+    with pytest.raises(VerificationError, match="output 0 differs from TVM.s untuned build"):
         compile_model(path, {"seq": (1, 8)}, out=out, config=TINY, show_progress=False, work_dir=tmp_path / "r")
     assert not out.exists()
 

@@ -22,7 +22,7 @@ from ..target import resolve_target
 from .build import build_model
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
 from .source import load_model, model_ranges
-from .verify import ModelVerification, verify_model, vm_runner
+from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class CompiledModel:
         for plan in self.plans:
             lines.append(f"| {plan.workload.name} | {_ranges_text(plan.workload)} | {len(plan.tree.kernels_used())} | "
                          f"{plan.provenance.get('tuning_seconds', 0.0):.1f} |")
-        lines.append(f"verified at {len(self.verification.points)} points against TVM's untuned build "
+        references = sorted({point["reference"] for point in self.verification.points})
+        lines.append(f"verified at {len(self.verification.points)} points against {' and '.join(references)} "
                      f"(max abs error {self.verification.max_abs_error:.2g}); "
                      + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
         return "\n".join(lines)
@@ -99,11 +100,16 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     rewritten = replace_matmul_calls(mod, var_ranges, {p.workload.name: p.panel for p in plans},
                                     {p.workload.name: p.dispatcher for p in plans})
     executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target))
-    reference = tvm.compile(mod, target=target.tvm_target())
+    untuned = vm_runner(tvm.compile(mod, target=target.tvm_target()))
     timings["building"] = time.perf_counter() - start
     start = time.perf_counter()
-    say("verifying against TVM's untuned build ...", flush=True)
-    verification = verify_model(vm_runner(executable), vm_runner(reference), func, var_ranges)
+    points = check_points(var_ranges)
+    onnx_runtime = onnx_runtime_runner(model) if isinstance(model, (str, Path)) else None
+    references = [("TVM's untuned build", untuned, points[:1] if onnx_runtime else points)]
+    if onnx_runtime is not None:
+        references.append(("ONNX Runtime", onnx_runtime, points))
+    say(f"verifying against {' and '.join(name for name, _, _ in references)} ...", flush=True)
+    verification = verify_model(vm_runner(executable), references, func)
     timings["verifying"] = time.perf_counter() - start
     library = manifest = None
     if out is not None:

@@ -14,7 +14,10 @@ def with_range_checks(mod, ranges: Mapping[str, VarRange]):
     main = mod["main"]
     builder = relax.BlockBuilder(_without_main(mod))
     params = [relax.Var(p.name, p.ty) for p in main.params]
-    inner = builder.add_func(main.without_attr("global_symbol"), "main_inner")
+    bounds = {name: rng.hi for name, rng in ranges.items()}
+    # the bounds let the VM plan the model's intermediate buffers once, at their largest, instead of per call
+    inner = builder.add_func(main.without_attr("global_symbol").with_attr("tir_var_upper_bound", bounds),
+                             "main_inner")
     dims = {var.name: var for p in params for dim in p.ty.shape.values for var in tirx.analysis.undefined_vars(dim)}
     attrs = {key: value for key, value in (main.attrs or {}).items() if key != "global_symbol"}
     with builder.function("main", params, attrs):

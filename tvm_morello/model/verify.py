@@ -1,5 +1,6 @@
-"""The compiled model against a reference build of the same model (TVM's untuned build, ONNX Runtime when the
-model came from ONNX and it is installed), at both ends of every range and at random points in between."""
+"""The compiled model against reference builds of the same model, at both ends of every range and at random points
+in between: ONNX Runtime at every point when the model came from ONNX and it is installed, TVM's untuned build
+(minutes per call on a large model at the high end) at the low end only then, else at every point."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,24 +58,36 @@ def outputs_of(result) -> list[np.ndarray]:
     return [result.numpy()]
 
 
-def verify_model(run: Callable, reference: Callable, func, ranges: Mapping[str, VarRange], *,
-                 atol: float = 1e-3, rtol: float = 1e-3, random_points: int = 2) -> ModelVerification:
-    """Run ``run`` and ``reference`` (numpy inputs -> list of numpy outputs) on random inputs at each check point;
-    raises VerificationError naming the point and the output on a mismatch."""
+def verify_model(run: Callable, references: Sequence[tuple[str, Callable, Sequence[dict]]], func, *,
+                 atol: float = 1e-3, rtol: float = 1e-3) -> ModelVerification:
+    """Run ``run`` and each reference (name, numpy inputs -> list of numpy outputs, the points it checks) on
+    random inputs; raises VerificationError naming the reference, the point and the output on a mismatch."""
     checked, worst = [], 0.0
-    for i, env in enumerate(check_points(ranges, random_points)):
-        arrays = input_arrays(func, env, seed=i)
-        got, want = run(arrays), reference(arrays)
-        if len(got) != len(want):
-            raise VerificationError(f"at {env}: the compiled model returned {len(got)} outputs, the reference {len(want)}")
-        for index, (g, w) in enumerate(zip(got, want)):
-            if g.shape != w.shape or not np.allclose(g, w, atol=atol, rtol=rtol):
-                error = float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf")
-                raise VerificationError(f"at {env}: output {index} differs from the reference (max abs error "
-                                        f"{error:.3g}, shapes {g.shape} / {w.shape}); nothing was written")
-            worst = max(worst, float(np.max(np.abs(g - w))) if g.size else 0.0)
-        checked.append(dict(env))
+    for name, reference, points in references:
+        for i, env in enumerate(points):
+            arrays = input_arrays(func, env, seed=i)
+            got, want = run(arrays), reference(arrays)
+            if len(got) != len(want):
+                raise VerificationError(f"at {env}: the compiled model returned {len(got)} outputs, {name} {len(want)}")
+            for index, (g, w) in enumerate(zip(got, want)):
+                if g.shape != w.shape or not np.allclose(g, w, atol=atol, rtol=rtol):
+                    error = float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf")
+                    raise VerificationError(f"at {env}: output {index} differs from {name} (max abs error {error:.3g}, "
+                                            f"shapes {g.shape} / {w.shape}); nothing was written")
+                worst = max(worst, float(np.max(np.abs(g - w))) if g.size else 0.0)
+            checked.append({"reference": name, **env})
     return ModelVerification(tuple(checked), worst)
+
+
+def onnx_runtime_runner(model_path) -> Callable | None:
+    """A callable running the ONNX model in ONNX Runtime (CPU), or None when onnxruntime is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return lambda arrays: [np.asarray(o) for o in session.run(None, dict(zip(names, arrays)))]
 
 
 def vm_runner(executable) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
