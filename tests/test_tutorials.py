@@ -34,3 +34,12 @@ def test_symbolic_tune_tir():
     out = _run("03_symbolic_tune_tir.py")
     errors = _errors(out, r"max \|error\| vs numpy (\S+)")
     assert len(errors) == 3 and max(errors) < 1e-3, out[-2000:]
+
+
+def test_compile_onnx_model():
+    out = _run("04_compile_onnx_model.py")
+    checked = re.findall(r"^(\d+) (\d+) (?:max error vs ONNX Runtime (\S+)|output \(.*\))$", out, re.M)
+    assert len(checked) == 3, out[-2000:]
+    assert all(float(err) < 1e-3 for *_, err in checked if err), out[-2000:]
+    assert "seq=65 rejected: seq=65 is outside the range 1..64 the model was compiled for" in out
+    assert "tvm_morello imported: False" in out
