@@ -57,16 +57,46 @@ def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str |
     executable = compile_library(plans, target, measured_kernels(plans, target) if kernel_funcs is None else kernel_funcs)
     report = verify_library(executable, plans, random_per_region=random_per_region)
     if speed_points:
-        import tvm
-        from tvm import relax
-
-        vm = relax.VirtualMachine(executable, tvm.cpu())
-        for plan, check in zip(plans, check_speed(vm, plans, speed_points)):
-            plan.provenance["speed_check"] = check.to_json()
+        record_speed(executable, plans, speed_points)
     path.parent.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(path))
     manifest = write_manifest(build_manifest(plans, target, path, report.to_json()), manifest_path(path))
     return ExportedLibrary(path, manifest, report)
+
+
+def record_speed(executable, plans: Sequence[OperatorPlan], speed_points: int = SPEED_POINTS) -> None:
+    """Time each operator of ``executable`` against numpy at ``speed_points`` shapes; into its provenance."""
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    for plan, check in zip(plans, check_speed(vm, plans, speed_points)):
+        plan.provenance["speed_check"] = check.to_json()
+
+
+def replan_losing(plans: Sequence[OperatorPlan], target: CpuTarget, config: TuningConfig, say=print
+                  ) -> list[OperatorPlan] | None:
+    """Where a plan's speed check found shapes below ``REPLAN_BELOW`` of numpy, measure every candidate at the
+    worst of them and plan that operator again (its kernel set may grow there), once. None when none lost."""
+    losing = [losing_shapes(plan) for plan in plans]
+    if not any(losing):
+        return None
+    for plan, envs in zip(plans, losing):
+        if envs:
+            say(f"{plan.workload.name} runs below {REPLAN_BELOW}x numpy at {envs}: measuring every candidate there "
+                "and planning it again ...")
+    measurer = KernelMeasurer(target, plans[0].provenance["database"], number=config.number,
+                              repeat=config.repeat, min_repeat_ms=config.min_repeat_ms)
+    return [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
+
+
+def checked_plans(plans: Sequence[OperatorPlan], target: CpuTarget, config: TuningConfig, say=print
+                  ) -> list[OperatorPlan]:
+    """``plans`` compiled and timed against numpy (``record_speed``), re-planned where they lose
+    (``replan_losing``): what a model compiles with (``tune_and_export`` checks the library it writes)."""
+    say(f"timing the tuned kernels against numpy at {SPEED_POINTS} shapes per operator ...")
+    record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans)
+    return replan_losing(plans, target, config, say) or list(plans)
 
 
 def load_library(path: str | Path):
@@ -95,15 +125,9 @@ def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, targe
                          print_summary=False)
     say(f"compiling, verifying and timing the library against numpy at {SPEED_POINTS} shapes per operator ...")
     exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
-    losing = [losing_shapes(plan) for plan in plans]
-    if any(losing):
-        for plan, envs in zip(plans, losing):
-            if envs:
-                say(f"{plan.workload.name} runs below {REPLAN_BELOW}x numpy at {envs}: measuring every candidate there "
-                    "and planning it again ...")
-        measurer = KernelMeasurer(target, plans[0].provenance["database"], number=config.number,
-                                  repeat=config.repeat, min_repeat_ms=config.min_repeat_ms)
-        plans = [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
+    replanned = replan_losing(plans, target, config, say)
+    if replanned is not None:
+        plans = replanned
         exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
     if show_progress:
         print(summary_table(plans))

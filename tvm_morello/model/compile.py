@@ -15,7 +15,7 @@ from ..dynamic.config import TuningConfig
 from ..dynamic.plan import OperatorPlan
 from ..dynamic.tuner import tune_dynamic
 from ..errors import UnsupportedOperatorError
-from ..library.export import measured_kernels
+from ..library.export import checked_plans, measured_kernels
 from ..library.manifest import manifest_path, operator_entry, write_manifest
 from ..spec.symbolic import VarRange
 from ..target import resolve_target
@@ -92,8 +92,11 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     workloads = merge_workloads(calls)
     say(f"{len(calls)} matmuls found, {len(workloads)} distinct workloads: "
         + ", ".join(f"{wl.name} ({_ranges_text(wl)})" for wl in workloads), flush=True)
-    plans = tuple(tune_dynamic(workloads, target, work_dir=work_dir, config=config or TuningConfig(),
-                               show_progress=show_progress, print_summary=False)) if workloads else ()
+    config = config or TuningConfig()
+    plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
+                         print_summary=False) if workloads else []
+    # timed against numpy at the small end and a spread of every range, re-planned where a kernel loses
+    plans = tuple(checked_plans(plans, target, config, say)) if plans else ()
     timings["tuning"] = time.perf_counter() - start
     start = time.perf_counter()
     say("building the model ...", flush=True)

@@ -117,26 +117,19 @@ class DynamicWorkload:
         """Assignments of the variables to tune for, with their weights (the share of the declared calls each
         stands for), at most ``max_shapes``, deterministic.
 
-        One variable: its ``SMALL_END`` smallest values each, then an even spread of the rest; every value's
+        Each variable: its ``SMALL_END`` smallest values each, then an even spread of the rest; every value's
         weight goes to the nearest picked one. Small calls are where a wrong kernel costs most relative to the
-        call, and where one step of m changes the best kernel. Several variables: an even spread of their
-        product."""
-        if len(self.ranges) == 1:
-            (name, rng), = self.ranges
-            order = np.argsort(rng.values(), kind="stable")  # a declared sample need not be sorted
-            values, value_weights = np.asarray(rng.values())[order], rng.value_weights()[order]
-            picked = spread_with_small_end(len(values), max_shapes)
-            nearest = np.abs(values[:, None] - values[picked][None, :]).argmin(axis=1)
-            weights = np.bincount(nearest, weights=value_weights, minlength=len(picked))
-            return [{name: int(values[i])} for i in picked], weights / weights.sum()
-        per_var = [(name, r.values(), r.value_weights()) for name, r in self.ranges]
-        combos = list(itertools.product(*[range(len(values)) for _, values, _ in per_var]))
-        weights = np.array([math.prod(w[i] for (_, _, w), i in zip(per_var, c)) for c in combos])
-        if len(combos) > max_shapes:
-            picked = np.linspace(0, len(combos) - 1, max_shapes).round().astype(int)
-            combos = [combos[i] for i in picked]
-            weights = weights[picked]
-        shapes = [{name: int(values[i]) for (name, values, _), i in zip(per_var, c)} for c in combos]
+        call, and where one step of m changes the best kernel. Several variables: the grid of their picks, each
+        variable's share of ``max_shapes`` growing with the log of its number of values, so every value picked for
+        one is tuned with the other's small end too (a model's batch 1 with every short sequence)."""
+        logs = [math.log(len(rng.values())) for _, rng in self.ranges]
+        budgets = [max(1, int(max_shapes ** (log / sum(logs)) + 1e-9)) if sum(logs) else 1 for log in logs]
+        picks = [(name, *_picked(rng, budget)) for (name, rng), budget in zip(self.ranges, budgets)]
+        shapes, weights = [], []
+        for combo in itertools.product(*[range(len(values)) for _, values, _ in picks]):
+            shapes.append({name: int(values[i]) for (name, values, _), i in zip(picks, combo)})
+            weights.append(math.prod(w[i] for (_, _, w), i in zip(picks, combo)))
+        weights = np.asarray(weights)
         return shapes, weights / weights.sum()
 
     def input_shapes(self, env: Mapping[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -160,6 +153,15 @@ class DynamicWorkload:
             "transpose_b": self.transpose_b, "constant_b": self.constant_b, "dtype": self.dtype,
             "ranges": {name: r.to_json() for name, r in self.ranges},
         }
+
+
+def _picked(rng: VarRange, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """``budget`` of the range's values (``spread_with_small_end``) and the weight each stands for."""
+    order = np.argsort(rng.values(), kind="stable")  # a declared sample need not be sorted
+    values, value_weights = np.asarray(rng.values())[order], rng.value_weights()[order]
+    picked = spread_with_small_end(len(values), budget)
+    nearest = np.abs(values[:, None] - values[picked][None, :]).argmin(axis=1)
+    return values[picked], np.bincount(nearest, weights=value_weights, minlength=len(picked))
 
 
 def spread_with_small_end(count: int, budget: int) -> list[int]:
