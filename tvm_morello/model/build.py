@@ -11,18 +11,20 @@ from .guard import with_range_checks
 
 
 def schedule_operators(mod, target: CpuTarget):
-    """Legalize, fuse and schedule every PrimFunc: dlight's CPU rules for reductions (softmax, layer_norm) and
-    GEMV, ours for injective operators; what none applies to keeps TVM's default lowering."""
+    """Legalize, fuse and schedule every PrimFunc: ours for reductions over a symbolic axis (softmax) and for
+    injective operators, dlight's CPU rules for reductions over a static one (layer_norm) and GEMV; what none
+    applies to keeps TVM's default lowering."""
     from tvm import relax
     from tvm.s_tir import dlight
 
-    from .operators import injective_rule
+    from .operators import injective_rule, symbolic_rows_rule
 
     # erf, exp and tanh as the polynomials TVM vectorises (libm's are called per lane): BERT's GELU at T = 128
     # took 2.3 ms, 0.14 ms so
     mod = relax.get_pipeline("zero")(relax.transform.FastMathTransform()(mod))
     with target.tvm_target():
-        return dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction(), injective_rule())(mod)
+        return dlight.ApplyDefaultSchedule(symbolic_rows_rule(), dlight.cpu.GEMV(), dlight.cpu.Reduction(),
+                                           injective_rule())(mod)
 
 
 def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: Mapping[str, VarRange],
