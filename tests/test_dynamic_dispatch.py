@@ -286,3 +286,17 @@ def test_tuning_shapes_of_an_unsorted_sample_start_at_its_smallest_values():
     shapes, weights = wl.tuning_shapes(16)
     assert [s["m"] for s in shapes][:8] == list(range(1, 9)) and shapes[-1]["m"] == 400
     assert np.isclose(weights.sum(), 1)
+
+
+def test_tuning_shapes_of_two_variables_pair_every_pick_with_the_small_end():
+    # a model's batch x heads and seq: batch 1 (12 matrices) must be tuned at every short sequence too
+    batches = dyn.VarRange(12, 192, tuple(range(12, 193, 12)))
+    wl = dyn.batch_matmul("nbatch", "seq", 64, "seq", {"nbatch": batches, "seq": (1, 128)}, transpose_b=False)
+    shapes, weights = wl.tuning_shapes(64)
+    assert len(shapes) <= 64 and np.isclose(weights.sum(), 1)
+    pairs = {(s["nbatch"], s["seq"]) for s in shapes}
+    seqs, nbatches = {s for _, s in pairs}, {b for b, _ in pairs}
+    assert {12, 192} <= nbatches and {1, 2, 3, 4, 128} <= seqs
+    assert all((b, s) in pairs for b in nbatches for s in seqs)  # a grid
+    assert len(seqs) > len(nbatches)  # the variable with more values gets more of the budget
+    assert wl.smallest_batch() == 12 and wl.dims({"nbatch": 24, "seq": 5}) == (24, 5, 64, 5)

@@ -160,3 +160,44 @@ def test_cli_compile_reports_errors(tmp_path, capsys):
     path, _ = mlp_model(tmp_path / "mlp.onnx")
     assert main(["compile", str(path), "--range", "seq=1:8", "--out", str(tmp_path / "m.so")]) == 2
     assert "'batch' has no range" in capsys.readouterr().err
+
+
+def attention_model(path, k=16, seed=2):
+    """x[batch, seq, k]: q = x Wq, kᵀ = (x Wk)ᵀ, softmax(q kᵀ) x: two batched matmuls of activations over a
+    symbolic batch, a softmax over the symbolic seq, a transpose."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    wq, wk = (rng.uniform(-0.5, 0.5, (k, k)).astype("float32") for _ in range(2))
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"]), helper.make_node("MatMul", ["x", "wk"], ["kk"]),
+             helper.make_node("Transpose", ["kk"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+             helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+             helper.make_node("MatMul", ["probs", "x"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", k])],
+        [numpy_helper.from_array(wq, "wq"), numpy_helper.from_array(wk, "wk")])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path), (wq, wk)
+
+
+def test_attention_matmuls_over_a_symbolic_batch_are_tuned_and_exact(tmp_path):
+    import tvm
+    from tvm import relax
+
+    from tvm_morello.model import compile_model
+
+    path, (wq, wk) = attention_model(tmp_path / "attention.onnx")
+    compiled = compile_model(path, {"batch": (1, 3), "seq": (1, 12)}, config=TINY, show_progress=False,
+                             work_dir=tmp_path / "r")
+    by_name = {p.workload.name: p.workload for p in compiled.plans}
+    assert set(by_name) == {"dense_16x16", "bmm_seqx16xseq", "bmm_seqxseqx16"}
+    scores = by_name["bmm_seqx16xseq"]
+    assert scores.batch == "nbatch" and scores.range_of("nbatch").hi == 3 and scores.range_of("seq").hi == 12
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    for shape in [(3, 12, 16), (2, 5, 16), (1, 1, 16)]:
+        x = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
+        logits = (x @ wq) @ np.swapaxes(x @ wk, 1, 2)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        expected = (e / e.sum(-1, keepdims=True)) @ x
+        np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
