@@ -16,7 +16,7 @@ from ..dynamic.plan import OperatorPlan
 from ..dynamic.tuner import tune_dynamic
 from ..errors import UnsupportedOperatorError
 from ..library.export import checked_plans, measured_kernels
-from ..library.manifest import manifest_path, operator_entry, write_manifest
+from ..library.manifest import build_manifest, manifest_path, write_manifest
 from ..spec.symbolic import VarRange
 from ..target import resolve_target
 from .build import build_model
@@ -127,22 +127,9 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
 
 
 def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target) -> dict:
-    import platform
-
-    import tvm
-
-    return {
-        "format_version": 1,
-        "kind": "model",
-        "library": library.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "loading": ("import tvm; from tvm import relax; "
-                    f"vm = relax.VirtualMachine(tvm.runtime.load_module('{library.name}'), tvm.cpu()); "
-                    "out = vm['main'](*inputs)"),
-        "ranges": {name: r.to_json() for name, r in ranges.items()},
-        "matmuls": matmuls,
-        "target": {"mcpu": target.mcpu, "vector_bits": target.vector_bits, "cores": target.cores},
-        "versions": {"tvm": tvm.__version__, "python": platform.python_version()},
-        "operators": [operator_entry(plan) for plan in plans],
-        "verification": verification.to_json(),
-    }
+    """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls, how to call it."""
+    manifest = build_manifest(plans, target, library, verification.to_json())
+    manifest.update(
+        kind="model", ranges={name: r.to_json() for name, r in ranges.items()}, matmuls=matmuls,
+        loading=f"{manifest['loading']}; out = vm['main'](*inputs)")
+    return manifest

@@ -19,18 +19,16 @@ def load_model(model):
         if not any(gv.name_hint == "main" for gv in model.get_global_vars()):
             raise UnsupportedOperatorError("the Relax module has no 'main' function to compile")
         return model
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
     if isinstance(model, (str, Path)):
         path = Path(model)
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist")
         if path.suffix.lower() != ".onnx":
             raise UnsupportedOperatorError(f"model file {path}: expected an .onnx file (or pass a Relax IRModule)")
-        import onnx
-
         model = onnx.load(str(path))
-    import onnx
-    from tvm.relax.frontend.onnx import from_onnx
-
     if not isinstance(model, onnx.ModelProto):
         raise UnsupportedOperatorError(f"cannot compile a {type(model).__name__}: pass an ONNX file, an "
                                        "onnx.ModelProto or a Relax IRModule")
