@@ -11,19 +11,19 @@ from .guard import with_range_checks
 
 
 def schedule_operators(mod, target: CpuTarget):
-    """Legalize, fuse and schedule every PrimFunc: ours for reductions over a symbolic axis (softmax) and for
-    injective operators, dlight's CPU rules for reductions over a static one (layer_norm) and GEMV; what none
-    applies to keeps TVM's default lowering."""
+    """Legalize, fuse and schedule every PrimFunc: ours for row reductions (softmax, layer_norm) and injective
+    operators, dlight's CPU rules for GEMV and other reductions; what none applies to keeps TVM's default
+    lowering."""
     from tvm import relax
     from tvm.s_tir import dlight
 
-    from .operators import injective_rule, symbolic_rows_rule
+    from .operators import injective_rule, row_reductions_rule
 
     # erf, exp and tanh as the polynomials TVM vectorises (libm's are called per lane): BERT's GELU at T = 128
     # took 2.3 ms, 0.14 ms so
     mod = relax.get_pipeline("zero")(relax.transform.FastMathTransform()(mod))
     with target.tvm_target():
-        return dlight.ApplyDefaultSchedule(symbolic_rows_rule(), dlight.cpu.GEMV(), dlight.cpu.Reduction(),
+        return dlight.ApplyDefaultSchedule(row_reductions_rule(), dlight.cpu.GEMV(), dlight.cpu.Reduction(),
                                            injective_rule())(mod)
 
 
@@ -36,7 +36,8 @@ def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: M
     from ..library.modules import build_modules
 
     scheduled = with_range_checks(schedule_operators(mod, target), ranges)
-    executable = tvm.compile(scheduled, target=target.tvm_target())
+    # reassociation lets LLVM vectorise the row reductions' sums (the matmul kernels keep their own targets)
+    executable = tvm.compile(scheduled, target=target.tvm_target(reassociate=True))
     if plans:
         _, kernel_modules = build_modules(plans, target, kernel_funcs)
         for kernels, kernel_target in kernel_modules:
