@@ -123,3 +123,20 @@ def test_verification_refuses_broken_kernel(tmp_path):
     # the same plan with the real kernel passes
     assert export_library(plans, TARGET, out).library.exists()
     assert json.loads(out.with_suffix(".json").read_text())["operators"][0]["entry"] == "dense"
+
+
+def test_a_replan_is_kept_only_when_it_runs_faster():
+    from tvm_morello.library.export import keep_faster
+
+    def with_times(plan, seconds):
+        points = [{"shape": {"m": m}, "seconds": s, "numpy_seconds": 1.0} for m, s in seconds.items()]
+        return OperatorPlan(plan.workload, plan.panel, plan.kernels, plan.tree, {"speed_check": {"points": points}})
+
+    plan = _plans()[0]
+    first = with_times(plan, {1: 1.0, 8: 2.0, 40: 4.0})
+    slower = with_times(plan, {1: 0.5, 8: 3.0, 40: 8.0})  # faster at m = 1, slower overall
+    faster = with_times(plan, {1: 0.5, 8: 2.0, 40: 4.0})
+    untimed = with_times(plan, {})
+    said = []
+    assert keep_faster([first, first, first], [slower, faster, untimed], said.append) == [first, faster, untimed]
+    assert len(said) == 1 and "keeping the first" in said[0]

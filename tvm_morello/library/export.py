@@ -93,10 +93,46 @@ def replan_losing(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
 def checked_plans(plans: Sequence[OperatorPlan], target: CpuTarget, config: TuningConfig, say=print
                   ) -> list[OperatorPlan]:
     """``plans`` compiled and timed against numpy (``record_speed``), re-planned where they lose
-    (``replan_losing``): what a model compiles with (``tune_and_export`` checks the library it writes)."""
+    (``replan_losing``), each re-planned operator kept only if it is faster (``keep_faster``): what a model
+    compiles with (``tune_and_export`` checks the library it writes)."""
     say(f"timing the tuned kernels against numpy at {SPEED_POINTS} shapes per operator ...")
     record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans)
-    return replan_losing(plans, target, config, say) or list(plans)
+    replanned = replan_losing(plans, target, config, say)
+    if replanned is None:
+        return list(plans)
+    record_speed(compile_library(replanned, target, measured_kernels(replanned, target)), replanned)
+    return keep_faster(plans, replanned, say)
+
+
+def keep_faster(plans: Sequence[OperatorPlan], replanned: Sequence[OperatorPlan], say=print) -> list[OperatorPlan]:
+    """Per operator, the re-planned plan unless its speed check's times are slower than the first plan's at the
+    same shapes (geomean). A re-plan fits the cost model again, so it may change kernels far from the shapes it
+    measured; on a noisy machine a spurious loss can make it worse overall."""
+    chosen = []
+    for old, new in zip(plans, replanned):
+        ratio = _speed_ratio(old, new)
+        if ratio is not None and ratio < 1.0:
+            say(f"{old.workload.name}: the new plan ran {1 / ratio:.2f}x slower at the checked shapes; keeping the "
+                "first")
+            chosen.append(old)
+        else:
+            chosen.append(new)
+    return chosen
+
+
+def _speed_ratio(old: OperatorPlan, new: OperatorPlan) -> float | None:
+    """Geomean of old seconds / new seconds over the shapes both speed checks timed (None: no such shape)."""
+    import math
+
+    def seconds(plan):
+        points = plan.provenance.get("speed_check", {}).get("points", [])
+        return {tuple(sorted(p["shape"].items())): p["seconds"] for p in points}
+
+    before, after = seconds(old), seconds(new)
+    shared = [shape for shape in before if shape in after]
+    if old is new or not shared:
+        return None
+    return math.exp(sum(math.log(before[s] / after[s]) for s in shared) / len(shared))
 
 
 def load_library(path: str | Path):
@@ -127,8 +163,11 @@ def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, targe
     exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
     replanned = replan_losing(plans, target, config, say)
     if replanned is not None:
-        plans = replanned
-        exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
+        exported = export_library(replanned, target, out, speed_points=SPEED_POINTS)
+        chosen = keep_faster(plans, replanned, say)
+        if any(c is not r for c, r in zip(chosen, replanned)):
+            exported = export_library(chosen, target, out, speed_points=SPEED_POINTS)
+        plans = chosen
     if show_progress:
         print(summary_table(plans))
     return exported
