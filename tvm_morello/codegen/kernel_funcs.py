@@ -2,8 +2,10 @@
 B panels are zero-padded), so only each tile's write-back is predicated and every shape is exact."""
 from __future__ import annotations
 
+from ..spec.epilogue import Epilogue
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget
+from .epilogue import apply_epilogue, epilogue_inputs
 from .loop_plan import microkernel_plan
 from .microkernel import MICRO_ANNOTATION, MicroKernel
 from .panels import PanelPack, ceildiv, i64, pack_compute, panel_index_map, panel_shape
@@ -32,10 +34,11 @@ def _raw_b(workload: DynamicWorkload, lead, k, n):
     return te.placeholder(lead + ((n, k) if workload.transpose_b else (k, n)), name="B")
 
 
-def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
+def kernel_workload(workload: DynamicWorkload, mr: int, panel: int, epilogue: Epilogue | None = None):
     """The unscheduled symbolic PrimFunc one register-tile height ``mr`` is scheduled on.
 
-    Parameters are A, then B (prepacked panels if ``constant_b``, else raw), then the output.
+    Parameters are A, then B (prepacked panels if ``constant_b``, else raw), the epilogue's vectors and tensors
+    (if any), then the output. An epilogue's stages sit between the accumulator and the output block.
     """
     from tvm import te
 
@@ -61,8 +64,15 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int):
         return te.sum(lhs * rhs, axis=r)
 
     acc = te.compute(lead + (ceildiv(m, mr) * mr, cols), acc_body, name=ACC_BLOCK)
-    out = te.compute(lead + (m, n), lambda *idx: acc[idx], name=STORE_BLOCK)
-    return te.create_prim_func([a, b_param, out]).with_attr("tirx.noalias", True)
+    shape, inputs = lead + (m, n), []
+    if epilogue is not None:
+        vectors, tensors = epilogue_inputs(epilogue, shape)
+        inputs = vectors + tensors
+        result = apply_epilogue(epilogue, te.compute(shape, lambda *idx: acc[idx], name="acc_out"), vectors, tensors)
+        out = te.compute(shape, lambda *idx: result[idx], name=STORE_BLOCK)
+    else:
+        out = te.compute(shape, lambda *idx: acc[idx], name=STORE_BLOCK)
+    return te.create_prim_func([a, b_param, *inputs, out]).with_attr("tirx.noalias", True)
 
 
 def supports_dot(workload: DynamicWorkload, lanes: int) -> bool:
@@ -107,7 +117,9 @@ def dot_parallel_over_batch(workload: DynamicWorkload, cores: int) -> bool:
 
 def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget) -> None:
     """The register-tile schedule of ``microkernel_plan`` on the kernel workload: its accumulator block is the
-    register tile, its output block the write-back, its pack block (activations) B's panels."""
+    register tile, its output block the write-back (an epilogue's stages inlined into it), its pack block
+    (activations) B's panels."""
+    _inline_epilogue(sch)
     acc = sch.get_sblock(ACC_BLOCK)
     sch.annotate(acc, MICRO_ANNOTATION, micro.key)
     roles = ("b",) * bool(workload.batch) + (("m", "n", "lane", "k") if micro.dot else ("m", "n", "k"))
@@ -117,6 +129,13 @@ def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, tar
                             parallel_over_batch=dot_parallel_over_batch(workload, target.cores))
     pack = PanelPack(1, source=PACK_BLOCK, vectorize="rows" if workload.transpose_b else "") if packs_b else None
     schedule_register_tiles(sch, acc, loops, plan, target.lanes(), pack=pack, writeback=sch.get_sblock(STORE_BLOCK))
+
+
+def _inline_epilogue(sch) -> None:
+    """Inline every block between the accumulator and the output (an epilogue's stages) into the output."""
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(block).name_hint not in (ACC_BLOCK, STORE_BLOCK, PACK_BLOCK):
+            sch.compute_inline(block)
 
 
 def kernel_target(micro: MicroKernel, target: CpuTarget):
@@ -132,20 +151,25 @@ def kernel_panel(workload: DynamicWorkload, micro: MicroKernel, panel: int) -> i
     return panel if workload.constant_b else micro.nr
 
 
-def kernel_workload_mod(workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget):
-    """The IRModule a micro-kernel's trace replays on (the meta-schedule workload of its records)."""
+def kernel_workload_mod(workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget,
+                        epilogue: Epilogue | None = None):
+    """The IRModule a micro-kernel's trace replays on (the meta-schedule workload of its records); with an
+    epilogue, the kernel that finishes its output with it (outer-product kernels only)."""
     import tvm
 
     if micro.dot:
+        if epilogue is not None:
+            raise ValueError(f"{workload.name}: dot-form kernels take no epilogue ({micro.key})")
         return tvm.IRModule({"main": dot_kernel_workload(workload, micro, target.lanes())})
-    return tvm.IRModule({"main": kernel_workload(workload, micro.mr, kernel_panel(workload, micro, panel))})
+    return tvm.IRModule({"main": kernel_workload(workload, micro.mr, kernel_panel(workload, micro, panel), epilogue)})
 
 
-def kernel_schedule(workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget):
+def kernel_schedule(workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget,
+                    epilogue: Epilogue | None = None):
     """A traced schedule of the kernel (``.mod`` is the scheduled IRModule, ``.trace`` the record)."""
     from tvm.s_tir import Schedule
 
-    sch = Schedule(kernel_workload_mod(workload, micro, panel, target))
+    sch = Schedule(kernel_workload_mod(workload, micro, panel, target, epilogue))
     schedule_microkernel(sch, workload, micro, target)
     return sch
 

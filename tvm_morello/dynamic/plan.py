@@ -31,6 +31,10 @@ class OperatorPlan:
         """The TIR function (a, b, out) the entry calls: range check, tree, kernel call."""
         return f"{self.workload.name}__dispatch"
 
+    def dispatcher_with(self, epilogue) -> str:
+        """The dispatcher whose kernels finish their output with ``epilogue`` (a ``spec.epilogue.Epilogue``)."""
+        return f"{self.dispatcher}__{epilogue.key}"
+
     @property
     def pack_entry(self) -> str | None:
         return f"{self.workload.name}_pack_weights" if self.workload.constant_b else None

@@ -7,12 +7,14 @@ VM instructions) and the range check as many again, 15-20% of the smallest atten
 variable the tree's branches are still ordered for the small calls (``branch_order``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from ..codegen.epilogue import epilogue_inputs
 from ..codegen.kernel_funcs import kernel_schedule, pack_weights_func
 from ..dynamic.branch_order import cheapest_search_tree, relative_branch_weight
 from ..dynamic.dispatch import Node
 from ..dynamic.plan import OperatorPlan
+from ..spec.epilogue import Epilogue
 from ..target import CpuTarget
 
 
@@ -43,9 +45,10 @@ def _params(plan: OperatorPlan, symbols):
     return a, b, relax.TensorType(_shape(out_dims, symbols), wl.dtype)
 
 
-def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str]):
-    """The TIR PrimFunc (A, B, out) that raises a ValueError naming the operator and its declared range when a
-    size is out of range, else walks ``dispatch_root(plan)`` into a direct call of the kernel at the leaf."""
+def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str], epilogue: Epilogue | None = None):
+    """The TIR PrimFunc (A, B, the epilogue's inputs, out) that raises a ValueError naming the operator and its
+    declared range when a size is out of range, else walks ``dispatch_root(plan)`` into a direct call of the
+    kernel at the leaf."""
     from tvm import te, tirx
     from tvm.ir import StringImm
 
@@ -54,13 +57,14 @@ def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str]):
     a_dims, b_dims, out_dims = _operand_dims(plan)
     a = te.placeholder(_shape(a_dims, symbols), wl.dtype, name="A")
     b = te.placeholder(_shape(b_dims, symbols), wl.dtype, name="B")
+    extras = sum(epilogue_inputs(epilogue, _shape(out_dims, symbols), wl.dtype), []) if epilogue else []
     ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in wl.ranges)
     in_range = tirx.all(*[tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in wl.ranges])
 
     def body(ins, outs):
         def walk(node: Node):
             if node.is_leaf:
-                return tirx.Evaluate(tirx.call_cpacked(kernel_names[node.kernel], ins[0], ins[1], outs[0]))
+                return tirx.Evaluate(tirx.call_cpacked(kernel_names[node.kernel], *ins, outs[0]))
             name = wl.var_names[node.feature]
             return tirx.IfThenElse(symbols[name] <= node.threshold, walk(node.left), walk(node.right))
 
@@ -70,8 +74,9 @@ def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str]):
         check = tirx.AssertStmt(in_range, StringImm("ValueError"), [message])
         return tirx.SeqStmt([check, walk(dispatch_root(plan))])
 
-    out = te.extern(_shape(out_dims, symbols), [a, b], body, name="out", dtype=wl.dtype)
-    return te.create_prim_func([a, b, out]).with_attr("global_symbol", plan.dispatcher)
+    out = te.extern(_shape(out_dims, symbols), [a, b, *extras], body, name="out", dtype=wl.dtype)
+    symbol = plan.dispatcher_with(epilogue) if epilogue else plan.dispatcher
+    return te.create_prim_func([a, b, *extras, out]).with_attr("global_symbol", symbol)
 
 
 def dispatch_root(plan: OperatorPlan) -> Node:
@@ -87,9 +92,11 @@ def dispatch_root(plan: OperatorPlan) -> Node:
         plan.tree, rng.lo, rng.hi, lambda v: share[v] * relative_branch_weight(wl.flops({name: v})), values=share)
 
 
-def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None):
+def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None,
+                  epilogues: Mapping[str, Sequence[Epilogue]] | None = None):
     """(Relax IRModule of the entries, [(TIR IRModule, TVM target)] of the dispatchers, kernels and pack
-    functions) for ``plans``.
+    functions) for ``plans``; and for each of ``epilogues[operator name]`` a dispatcher
+    (``plan.dispatcher_with(epilogue)``) of kernels that finish their output with it.
 
     An operator's dispatcher and kernels share one TIR module (its direct calls need them in one LLVM module),
     compiled with reassociation when any of its kernels is dot-form (``codegen.kernel_funcs.kernel_target``; measured
@@ -116,6 +123,12 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
             names[index] = plan.kernel_name(index)
             funcs[names[index]] = func.with_attr("global_symbol", names[index])
         funcs[plan.dispatcher] = dispatcher_func(plan, names)
+        for epilogue in (epilogues or {}).get(wl.name, ()):
+            fused = {index: f"{names[index]}__{epilogue.key}" for index in used}
+            for index in used:
+                func = kernel_schedule(wl, plan.kernels[index], plan.panel, target, epilogue).mod["main"]
+                funcs[fused[index]] = func.with_attr("global_symbol", fused[index])
+            funcs[plan.dispatcher_with(epilogue)] = dispatcher_func(plan, fused, epilogue)
         symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
         a, b, out = _params(plan, symbols)
         with bb.function(plan.entry, [a, b]):

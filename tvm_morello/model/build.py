@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from ..dynamic.plan import OperatorPlan
+from ..spec.epilogue import Epilogue
 from ..spec.symbolic import VarRange
 from ..target import CpuTarget
 from .guard import with_range_checks
@@ -28,9 +29,9 @@ def schedule_operators(mod, target: CpuTarget):
 
 
 def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: Mapping[str, VarRange],
-                kernel_funcs=None):
+                kernel_funcs=None, epilogues: Mapping[str, Sequence[Epilogue]] | None = None):
     """The Relax executable of ``mod`` (matmuls already replaced), its ``main`` checking ``ranges``, with
-    the plans' kernel modules imported."""
+    the plans' kernel modules imported (and their dispatchers fused with ``epilogues``)."""
     import tvm
 
     from ..library.modules import build_modules
@@ -39,7 +40,7 @@ def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: M
     # reassociation lets LLVM vectorise the row reductions' sums (the matmul kernels keep their own targets)
     executable = tvm.compile(scheduled, target=target.tvm_target(reassociate=True))
     if plans:
-        _, kernel_modules = build_modules(plans, target, kernel_funcs)
+        _, kernel_modules = build_modules(plans, target, kernel_funcs, epilogues)
         for kernels, kernel_target in kernel_modules:
             executable.mod.import_module(tvm.tirx.build(kernels, target=kernel_target))
     return executable

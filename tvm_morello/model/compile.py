@@ -20,6 +20,7 @@ from ..library.manifest import build_manifest, manifest_path, write_manifest
 from ..spec.symbolic import VarRange
 from ..target import resolve_target
 from .build import build_model
+from .epilogues import distinct_epilogues, find_fused_matmuls
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
 from .source import load_model, model_ranges
 from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
@@ -37,15 +38,21 @@ class CompiledModel:
     library: Path | None = None
     manifest: Path | None = None
     timings: dict = field(default_factory=dict)
+    epilogues: dict = field(default_factory=dict)  # workload name -> the epilogues its kernels run
+
+    @property
+    def fused_matmuls(self) -> int:
+        return sum(len(e) for e in self.epilogues.values())
 
     def summary(self) -> str:
         ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in self.ranges.items())
         lines = [f"model over {ranges}: {self.matmuls} matmuls in {len(self.plans)} distinct workloads (tuned, "
                  "dispatching by shape); every other operator: a schedule for any shape",
-                 "| workload | ranges | kernels | tuning s |", "|---|---|---|---|"]
+                 "| workload | ranges | kernels | tuning s | epilogues run in the kernels |", "|---|---|---|---|---|"]
         for plan in self.plans:
+            fused = ", ".join(e.ops for e in self.epilogues.get(plan.workload.name, ())) or "-"
             lines.append(f"| {plan.workload.name} | {_ranges_text(plan.workload)} | {len(plan.tree.kernels_used())} | "
-                         f"{plan.provenance.get('tuning_seconds', 0.0):.1f} |")
+                         f"{plan.provenance.get('tuning_seconds', 0.0):.1f} | {fused} |")
         references = sorted({point["reference"] for point in self.verification.points})
         lines.append(f"verified at {len(self.verification.points)} points against {' and '.join(references)} "
                      f"(max abs error {self.verification.max_abs_error:.2g}); "
@@ -100,9 +107,10 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     timings["tuning"] = time.perf_counter() - start
     start = time.perf_counter()
     say("building the model ...", flush=True)
-    rewritten = replace_matmul_calls(mod, var_ranges, {p.workload.name: p.panel for p in plans},
-                                    {p.workload.name: p.dispatcher for p in plans})
-    executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target))
+    fused = find_fused_matmuls(mod, var_ranges)
+    rewritten = replace_matmul_calls(mod, var_ranges, plans, fused)
+    epilogues = distinct_epilogues(fused)
+    executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target), epilogues)
     untuned = vm_runner(tvm.compile(mod, target=target.tvm_target()))
     timings["building"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -119,17 +127,23 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
         library = Path(out)
         library.parent.mkdir(parents=True, exist_ok=True)
         executable.export_library(str(library))
-        manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target),
+        manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues),
                                   manifest_path(library))
-    compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings)
+    compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
+                             epilogues)
     say(compiled.summary())
     return compiled
 
 
-def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target) -> dict:
-    """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls, how to call it."""
+def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target,
+              epilogues) -> dict:
+    """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls and the
+    epilogues their kernels run, how to call it."""
     manifest = build_manifest(plans, target, library, verification.to_json())
+    by_name = {plan.workload.name: plan for plan in plans}
     manifest.update(
         kind="model", ranges={name: r.to_json() for name, r in ranges.items()}, matmuls=matmuls,
+        epilogues={name: [{"ops": e.ops, "dispatcher": by_name[name].dispatcher_with(e)} for e in found]
+                   for name, found in epilogues.items()},
         loading=f"{manifest['loading']}; out = vm['main'](*inputs)")
     return manifest

@@ -12,11 +12,12 @@ import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..codegen.panels import pack_panels_array
+from ..dynamic.plan import OperatorPlan
 from ..spec.symbolic import DynamicWorkload, VarRange
 
 M_VAR, BATCH_VAR = "m", "nbatch"  # the dispatchers' own variables: dense rows, batched matrices
@@ -177,33 +178,56 @@ def merge_workloads(calls: list[MatmulCall]) -> list[DynamicWorkload]:
     return out
 
 
-def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], panels: Mapping[str, int],
-                         dispatchers: Mapping[str, str]):
-    """``mod`` with each matmul whose workload has a plan (``dispatchers``: workload name -> dispatcher symbol;
-    ``panels``: -> weight panel width) calling the dispatcher on operands reshaped to its [b?, m, k] form."""
+def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[OperatorPlan],
+                         fused: Sequence = ()):
+    """``mod`` with each matmul whose workload has a plan calling the plan's dispatcher on operands reshaped to
+    its [b?, m, k] form; each of ``fused`` (``epilogues.FusedMatmul``) calls instead the dispatcher whose kernels
+    run its epilogue, in place of the epilogue's last binding (the matmul and the steps before, left unused, are
+    removed)."""
     from tvm import relax
+
+    by_name = {plan.workload.name: plan for plan in plans}
+    fused_at = {f.value: f for f in fused if f.call.workload.name in by_name}
+    fused_matmuls = {f.matmul for f in fused_at.values()}
 
     @relax.expr_functor.mutator
     class Rewriter(relax.PyExprMutator):
         def visit_call_(self, call):
+            if call in fused_at:
+                return self._fused_call(fused_at[call], call)
+            skip = call in fused_matmuls
             call = self.visit_expr_post_order(call)
-            found = find_matmul_call(call, self.lookup_binding, ranges)
-            if found is None or found.workload.name not in dispatchers:
+            found = None if skip else find_matmul_call(call, self.lookup_binding, ranges)
+            if found is None or found.workload.name not in by_name:
                 return call
-            wl, (lhs, rhs) = found.workload, call.args
-            dims = list(lhs.ty.shape.values)
+            plan, (lhs, rhs) = by_name[found.workload.name], call.args
+            wl, dims = found.workload, list(lhs.ty.shape.values)
             if wl.constant_b:
                 rows = math.prod(dims[1:-1], start=dims[0])
-                packed = pack_panels_array(found.weight, panels[wl.name], transpose_b=wl.transpose_b)
+                packed = pack_panels_array(found.weight, plan.panel, transpose_b=wl.transpose_b)
                 args, out_shape = [self._with_shape(lhs, [rows, wl.k]), relax.const(packed)], [rows, wl.n]
             else:
                 rhs_dims = list(rhs.ty.shape.values)
                 batch = math.prod(dims[1:-2], start=dims[0])
                 args = [self._with_shape(lhs, [batch, *dims[-2:]]), self._with_shape(rhs, [batch, *rhs_dims[-2:]])]
                 out_shape = [batch, dims[-2], rhs_dims[-1]]
-            out = relax.call_dps_packed(relax.ExternFunc(dispatchers[wl.name]), args,
-                                        relax.TensorType(out_shape, "float32"))
-            shape = list(call.ty.shape.values)
+            return self._call(plan.dispatcher, args, out_shape, call)
+
+        def _fused_call(self, fused, original):
+            plan, wl = by_name[fused.call.workload.name], fused.call.workload
+            lhs = self.visit_expr(fused.matmul.args[0])
+            dims = list(lhs.ty.shape.values)
+            rows = math.prod(dims[1:-1], start=dims[0])
+            packed = pack_panels_array(fused.call.weight, plan.panel, transpose_b=wl.transpose_b)
+            args = [self._with_shape(lhs, [rows, wl.k]), relax.const(packed)]
+            args += [relax.const(vector) for vector in fused.vectors]
+            args += [self._with_shape(self.visit_expr(tensor), [rows, wl.n]) for tensor in fused.tensors]
+            return self._call(plan.dispatcher_with(fused.epilogue), args, [rows, wl.n], original)
+
+        def _call(self, symbol, args, out_shape, original):
+            """The dispatcher's call, viewed in ``original``'s shape."""
+            out = relax.call_dps_packed(relax.ExternFunc(symbol), args, relax.TensorType(out_shape, "float32"))
+            shape = list(original.ty.shape.values)
             if len(shape) == len(out_shape):
                 return out
             return relax.op.reshape(self.builder_.emit(out), relax.ShapeExpr(shape))
@@ -216,4 +240,4 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], panels: Mapping[st
 
     rewriter = Rewriter(mod)
     rewriter.builder_.update_func(mod.get_global_var("main"), rewriter.visit_expr(mod["main"]))
-    return rewriter.builder_.get()
+    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())

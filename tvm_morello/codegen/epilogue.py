@@ -1,0 +1,38 @@
+"""An epilogue as TE stages after the matmul's output; the kernel schedule inlines them into the register tile's
+write-back, so the output is written once, finished."""
+from __future__ import annotations
+
+from ..spec.epilogue import Epilogue
+
+# the polynomial forms TVM vectorises (as the model's other operators get from FastMathTransform): LLVM calls
+# libm's erf, tanh and exp once per lane
+_UNARY = {"erf": "fast_erf", "tanh": "fast_tanh", "exp": "fast_exp"}
+
+
+def epilogue_inputs(epilogue: Epilogue, shape: tuple, dtype: str = "float32") -> tuple[list, list]:
+    """Placeholders of the epilogue's vector inputs ([n]: ``shape``'s last extent) and tensor inputs (``shape``)."""
+    from tvm import te
+
+    vectors = [te.placeholder((shape[-1],), dtype, name=f"V{i}") for i in range(epilogue.vectors)]
+    tensors = [te.placeholder(shape, dtype, name=f"R{i}") for i in range(epilogue.tensors)]
+    return vectors, tensors
+
+
+def apply_epilogue(epilogue: Epilogue, output, vectors: list, tensors: list):
+    """The epilogue's last step as a TE tensor, computed from ``output`` (the matmul's, as a TE tensor)."""
+    from tvm import tirx, topi
+
+    results: list = []
+
+    def value(arg):
+        if arg.kind == "step":
+            return output if arg.index < 0 else results[arg.index]
+        if arg.kind == "scalar":
+            return tirx.const(arg.value, output.dtype)
+        return (vectors if arg.kind == "vector" else tensors)[arg.index]
+
+    for step in epilogue.steps:
+        args = [value(arg) for arg in step.args]
+        func = getattr(topi, _UNARY.get(step.op, step.op))
+        results.append(func(*args))
+    return results[-1]
