@@ -13,8 +13,9 @@ every m of the sweep timed against numpy (a persistent numpy process, bench_dyna
     python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
 
 Until it finishes, what it has measured is in ``benchmarks/shapes[_quick].partial.json`` (rewritten after every
-static shape and dynamic operator), so an interrupted run loses nothing it measured; ``--from-partial`` writes
-the report of such a run from it, saying what is missing.
+static shape and dynamic operator), so an interrupted run loses nothing it measured: ``--resume`` continues it
+(on the same CPU and versions only; the full run is longer than a working session), ``--from-partial`` writes the
+report of such a run from it, saying what is missing.
 """
 from __future__ import annotations
 
@@ -122,10 +123,14 @@ def read_bandwidth(rows: int, cols: int) -> float:
 # ---- static part -------------------------------------------------------------------------------------------------
 
 
-def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: None) -> list[dict]:
-    """Tune and time every shape; ``save`` gets the rows after each one (a long run interrupted keeps them)."""
-    rows = []
+def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: None, done=()) -> list[dict]:
+    """Tune and time every shape not in ``done`` (rows of an earlier part of the run, kept); ``save`` gets the
+    rows after each one (a long run interrupted keeps them)."""
+    rows = list(done)
+    measured = {row["workload"] for row in rows}
     for family, what, workload in shapes:
+        if workload in measured:
+            continue
         numpy_gflops = bench_strategy.run_worker(["--worker", "numpy", "--workload", workload])["gflops"]
         entry = {"family": family, "what": what, "workload": workload, "numpy_gflops": numpy_gflops}
         for strategy in bench_strategy.STRATEGIES:
@@ -179,14 +184,17 @@ def static_targets(rows: list[dict], trials: int) -> list[dict]:
 # ---- dynamic part ------------------------------------------------------------------------------------------------
 
 
-def run_dynamic(operators, sweep: list[int], work: Path, save=lambda rows: None) -> list[dict]:
+def run_dynamic(operators, sweep: list[int], work: Path, save=lambda rows: None, done=()) -> list[dict]:
     from tvm_morello import dynamic as dyn
     from tvm_morello.library import load_library, tune_and_export
 
-    rows = []
+    rows = list(done)
+    measured = {(row["family"], row["what"]) for row in rows}
     numpy = NumpyTimer()
     try:
         for family, what, k, n in operators:
+            if (family, what) in measured:
+                continue
             name = f"{family.replace('-', '_')}_{what.replace(' ', '_').replace('/', '')}"
             workload = dyn.dense(n, k, M_RANGE, name=name)
             print(f"[bench_shapes] tune-dynamic {name}: k={k} n={n} m={M_RANGE[0]}..{M_RANGE[1]} ...", flush=True)
@@ -259,6 +267,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--from-partial", action="store_true",
                         help="write the report of an interrupted run from its partial file (says what is missing)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its partial file (same CPU and versions only)")
     args = parser.parse_args()
     name = "shapes_quick" if args.quick else "shapes"
     partial = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.partial.json"
@@ -275,6 +285,8 @@ def main() -> None:
     machine = machine_info()
     bench_strategy.keep_calibration_as_it_is()
     done = {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
+    if args.resume and partial.exists():
+        done = resumable(json.loads(partial.read_text()), machine, checkpoints)
 
     def save(part):
         def write(rows):
@@ -282,11 +294,26 @@ def main() -> None:
             partial.write_text(json.dumps(done, indent=1, default=str))
         return write
 
-    static_rows = run_static(shapes, checkpoints, per_iter=8 if args.quick else 16, save=save("static"))
+    static_rows = run_static(shapes, checkpoints, per_iter=8 if args.quick else 16, save=save("static"),
+                             done=done["static"])
     with tempfile.TemporaryDirectory() as work:
-        dynamic_rows = run_dynamic(operators, sweep, Path(work), save=save("dynamic"))
-    report(name, args.quick, machine, checkpoints, static_rows, dynamic_rows)
+        dynamic_rows = run_dynamic(operators, sweep, Path(work), save=save("dynamic"), done=done["dynamic"])
+    report(name, args.quick, done["machine"], checkpoints, static_rows, dynamic_rows)
     partial.unlink(missing_ok=True)
+
+
+def resumable(earlier: dict, machine: dict, checkpoints: list[int]) -> dict:
+    """The partial run to continue: ``earlier`` if it ran on this CPU with these versions and trial counts, else
+    a fresh start (timings of different machines do not mix)."""
+    same = (earlier.get("checkpoints") == checkpoints
+            and all(earlier["machine"].get(key) == machine[key] for key in ("identity", "cores", "versions")))
+    if not same:
+        print("[bench_shapes] the partial run was made on another CPU, versions or trial counts: starting afresh",
+              flush=True)
+        return {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
+    print(f"[bench_shapes] resuming: {len(earlier['static'])} static shapes and {len(earlier['dynamic'])} dynamic "
+          "operators already measured", flush=True)
+    return earlier
 
 
 def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static_rows: list[dict],
