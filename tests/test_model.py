@@ -70,6 +70,8 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     assert (1, 1) in checked and (2, 9) in checked
     manifest = json.loads(compiled.manifest.read_text())
     assert manifest["ranges"]["seq"]["hi"] == 9 and len(manifest["operators"]) == 2
+    assert [(p["batch"], p["seq"]) for p in manifest["latency_ms"]] == [(1, 1), (1, 5), (2, 9)]
+    assert all(p["ms"] > 0 for p in compiled.latency) and "batch=2, seq=9: " in compiled.summary()
 
     np.savez(tmp_path / "weights.npz", w1=w1, b1=b1, w2=w2)
     script = textwrap.dedent(f"""

@@ -21,6 +21,7 @@ from ..spec.symbolic import VarRange
 from ..target import resolve_target
 from .build import build_model
 from .epilogues import distinct_epilogues, find_fused_matmuls
+from .latency import latency_points, measure_latency
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
 from .source import load_model, model_ranges
 from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
@@ -39,6 +40,7 @@ class CompiledModel:
     manifest: Path | None = None
     timings: dict = field(default_factory=dict)
     epilogues: dict = field(default_factory=dict)  # workload name -> the epilogues its kernels run
+    latency: tuple = ()  # ({dimension: value, ..., "ms": milliseconds per call}, ...) as measured
 
     @property
     def fused_matmuls(self) -> int:
@@ -57,6 +59,10 @@ class CompiledModel:
         lines.append(f"verified at {len(self.verification.points)} points against {' and '.join(references)} "
                      f"(max abs error {self.verification.max_abs_error:.2g}); "
                      + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+        if self.latency:
+            lines.append("measured latency: " + "; ".join(
+                ", ".join(f"{k}={v}" for k, v in point.items() if k != "ms") + f": {point['ms']:.3g} ms"
+                for point in self.latency))
         return "\n".join(lines)
 
 
@@ -122,28 +128,30 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     say(f"verifying against {' and '.join(name for name, _, _ in references)} ...", flush=True)
     verification = verify_model(vm_runner(executable), references, func)
     timings["verifying"] = time.perf_counter() - start
+    latency = measure_latency(executable, func, latency_points(var_ranges))
     library = manifest = None
     if out is not None:
         library = Path(out)
         library.parent.mkdir(parents=True, exist_ok=True)
         executable.export_library(str(library))
-        manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues),
-                                  manifest_path(library))
+        manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues,
+                                            latency), manifest_path(library))
     compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
-                             epilogues)
+                             epilogues, latency)
     say(compiled.summary())
     return compiled
 
 
 def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target,
-              epilogues) -> dict:
+              epilogues, latency) -> dict:
     """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls and the
-    epilogues their kernels run, how to call it."""
+    epilogues their kernels run, its measured latency, how to call it."""
     manifest = build_manifest(plans, target, library, verification.to_json())
     by_name = {plan.workload.name: plan for plan in plans}
     manifest.update(
         kind="model", ranges={name: r.to_json() for name, r in ranges.items()}, matmuls=matmuls,
         epilogues={name: [{"ops": e.ops, "dispatcher": by_name[name].dispatcher_with(e)} for e in found]
                    for name, found in epilogues.items()},
+        latency_ms=list(latency),
         loading=f"{manifest['loading']}; out = vm['main'](*inputs)")
     return manifest
