@@ -203,9 +203,8 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[Op
             plan, (lhs, rhs) = by_name[found.workload.name], call.args
             wl, dims = found.workload, list(lhs.ty.shape.values)
             if wl.constant_b:
-                rows = math.prod(dims[1:-1], start=dims[0])
-                packed = pack_panels_array(found.weight, plan.panel, transpose_b=wl.transpose_b)
-                args, out_shape = [self._with_shape(lhs, [rows, wl.k]), relax.const(packed)], [rows, wl.n]
+                args, rows = self._dense_args(lhs, found, plan)
+                out_shape = [rows, wl.n]
             else:
                 rhs_dims = list(rhs.ty.shape.values)
                 batch = math.prod(dims[1:-2], start=dims[0])
@@ -213,13 +212,16 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[Op
                 out_shape = [batch, dims[-2], rhs_dims[-1]]
             return self._call(plan.dispatcher, args, out_shape, call)
 
-        def _fused_call(self, fused, original):
-            plan, wl = by_name[fused.call.workload.name], fused.call.workload
-            lhs = self.visit_expr(fused.matmul.args[0])
+        def _dense_args(self, lhs, found: MatmulCall, plan):
+            """([activation as [rows, k], packed weight], rows) of a dense layer's dispatcher call."""
             dims = list(lhs.ty.shape.values)
             rows = math.prod(dims[1:-1], start=dims[0])
-            packed = pack_panels_array(fused.call.weight, plan.panel, transpose_b=wl.transpose_b)
-            args = [self._with_shape(lhs, [rows, wl.k]), relax.const(packed)]
+            packed = pack_panels_array(found.weight, plan.panel, transpose_b=found.workload.transpose_b)
+            return [self._with_shape(lhs, [rows, found.workload.k]), relax.const(packed)], rows
+
+        def _fused_call(self, fused, original):
+            plan, wl = by_name[fused.call.workload.name], fused.call.workload
+            args, rows = self._dense_args(self.visit_expr(fused.matmul.args[0]), fused.call, plan)
             args += [relax.const(vector) for vector in fused.vectors]
             args += [self._with_shape(self.visit_expr(tensor), [rows, wl.n]) for tensor in fused.tensors]
             return self._call(plan.dispatcher_with(fused.epilogue), args, [rows, wl.n], original)
