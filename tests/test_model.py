@@ -72,6 +72,7 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     assert manifest["ranges"]["seq"]["hi"] == 9 and len(manifest["operators"]) == 2
     assert [(p["batch"], p["seq"]) for p in manifest["latency_ms"]] == [(1, 1), (1, 5), (2, 9)]
     assert all(p["ms"] > 0 for p in compiled.latency) and "batch=2, seq=9: " in compiled.summary()
+    assert str(compiled) == compiled.summary() and repr(compiled).startswith("CompiledModel(batch=1..2, seq=1..9; 2 matmuls")
 
     np.savez(tmp_path / "weights.npz", w1=w1, b1=b1, w2=w2)
     script = textwrap.dedent(f"""

@@ -27,9 +27,10 @@ from .source import load_model, model_ranges
 from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CompiledModel:
-    """The compiled model: its executable (``main`` as the model's), where it was written, what was tuned."""
+    """The compiled model: its executable (``main`` as the model's), where it was written, what was tuned.
+    ``str()`` is the summary; ``repr()`` one line (the plans' provenance holds every measurement)."""
 
     executable: object  # tvm.relax.VMExecutable
     ranges: dict[str, VarRange]
@@ -43,8 +44,16 @@ class CompiledModel:
     latency: tuple = ()  # ({dimension: value, ..., "ms": milliseconds per call}, ...) as measured
 
     @property
-    def fused_matmuls(self) -> int:
+    def epilogue_count(self) -> int:
         return sum(len(e) for e in self.epilogues.values())
+
+    def __repr__(self) -> str:
+        ranges = ", ".join(f"{name}={r.lo}..{r.hi}" for name, r in self.ranges.items())
+        return (f"CompiledModel({ranges}; {self.matmuls} matmuls, {len(self.plans)} workloads, "
+                f"{self.epilogue_count} distinct epilogues; library={str(self.library) if self.library else None})")
+
+    def __str__(self) -> str:
+        return self.summary()
 
     def summary(self) -> str:
         ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in self.ranges.items())
@@ -128,6 +137,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     say(f"verifying against {' and '.join(name for name, _, _ in references)} ...", flush=True)
     verification = verify_model(vm_runner(executable), references, func)
     timings["verifying"] = time.perf_counter() - start
+    say("timing the compiled model ...", flush=True)
     latency = measure_latency(executable, func, latency_points(var_ranges))
     library = manifest = None
     if out is not None:
