@@ -2,6 +2,7 @@
 ``tune_and_export`` runs the whole job from workloads to the library."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -122,8 +123,6 @@ def keep_faster(plans: Sequence[OperatorPlan], replanned: Sequence[OperatorPlan]
 
 def _speed_ratio(old: OperatorPlan, new: OperatorPlan) -> float | None:
     """Geomean of old seconds / new seconds over the shapes both speed checks timed (None: no such shape)."""
-    import math
-
     def seconds(plan):
         points = plan.provenance.get("speed_check", {}).get("points", [])
         return {tuple(sorted(p["shape"].items())): p["seconds"] for p in points}

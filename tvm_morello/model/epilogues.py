@@ -15,7 +15,7 @@ import numpy as np
 
 from ..spec.epilogue import MATMUL_OUTPUT, OPS, Epilogue, Operand, Step
 from ..spec.symbolic import VarRange
-from .matmul_calls import MatmulCall, find_matmul_call
+from .matmul_calls import MatmulCall, find_matmul_call, float32_constant, tensor_dims
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,25 +45,16 @@ def _op_name(value) -> str | None:
 
 def _same_shape(expr, shape) -> bool:
     import tvm_ffi
-    from tvm import relax
 
-    info = expr.ty
-    return (isinstance(info, relax.TensorType) and info.shape is not None and str(info.dtype) == "float32"
-            and len(info.shape.values) == len(shape)
-            and all(tvm_ffi.structural_equal(a, b) for a, b in zip(info.shape.values, shape)))
+    dims = tensor_dims(expr)
+    return dims is not None and len(dims) == len(shape) and all(
+        tvm_ffi.structural_equal(a, b) for a, b in zip(dims, shape))
 
 
 def _constant(expr, lookup, n: int):
     """("scalar", value) or ("vector", array of n) for a float32 constant broadcast along the last axis."""
-    import tvm
-    from tvm import relax
-
-    if isinstance(expr, relax.Var) and lookup(expr) is not None:
-        expr = lookup(expr)
-    if not isinstance(expr, tvm.ir.expr.GenericConst):
-        return None
-    value = expr.value.numpy()
-    if value.dtype != np.float32:
+    value = float32_constant(expr, lookup)
+    if value is None:
         return None
     if value.size == 1:
         return "scalar", float(value.reshape(()))

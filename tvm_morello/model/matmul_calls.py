@@ -37,17 +37,30 @@ def _op(name: str):
     return tvm.ir.Op.get(name)
 
 
-def _constant_weight(expr, lookup) -> tuple[np.ndarray, bool] | None:
-    """(weight as stored, stored transposed) when ``expr`` is a 2-D float32 constant or its transpose
-    (``lookup`` gives the value a variable is bound to, or None)."""
+def float32_constant(expr, lookup) -> np.ndarray | None:
+    """The value of ``expr`` when it is a float32 constant, or a variable bound to one (``lookup`` gives the
+    value a variable is bound to, or None)."""
     import tvm
     from tvm import relax
 
     if isinstance(expr, relax.Var):
         expr = lookup(expr)
-    if isinstance(expr, tvm.ir.expr.GenericConst):
-        value = expr.value.numpy()
-        return (value, False) if value.ndim == 2 and value.dtype == np.float32 else None
+    if not isinstance(expr, tvm.ir.expr.GenericConst):
+        return None
+    value = expr.value.numpy()
+    return value if value.dtype == np.float32 else None
+
+
+def _constant_weight(expr, lookup) -> tuple[np.ndarray, bool] | None:
+    """(weight as stored, stored transposed) when ``expr`` is a 2-D float32 constant or its transpose
+    (``lookup`` gives the value a variable is bound to, or None)."""
+    from tvm import relax
+
+    if isinstance(expr, relax.Var):
+        expr = lookup(expr)
+    value = float32_constant(expr, lookup)
+    if value is not None:
+        return (value, False) if value.ndim == 2 else None
     if isinstance(expr, relax.Call) and expr.op == _op("relax.permute_dims"):
         inner = _constant_weight(expr.args[0], lookup)
         axes = expr.attrs.axes
@@ -90,7 +103,8 @@ def _dim(expr, ranges):
     return None
 
 
-def _tensor(expr):
+def tensor_dims(expr):
+    """The dimensions of ``expr`` when it is a float32 tensor of known shape and rank 2 or more, else None."""
     from tvm import relax
 
     info = expr.ty
@@ -106,13 +120,13 @@ def find_matmul_call(value, lookup, ranges: Mapping[str, VarRange]) -> MatmulCal
 
     if not (isinstance(value, relax.Call) and value.op == _op("relax.matmul")):
         return None
-    lhs = _tensor(value.args[0])
+    lhs = tensor_dims(value.args[0])
     if lhs is None:
         return None
     weight = _constant_weight(value.args[1], lookup)
     if weight is not None:
         return _dense(lhs, *weight, ranges)
-    rhs = _tensor(value.args[1])
+    rhs = tensor_dims(value.args[1])
     return _batched(lhs, rhs, ranges) if rhs is not None else None
 
 
