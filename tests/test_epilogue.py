@@ -142,6 +142,18 @@ def test_model_runs_its_epilogues_in_the_kernels_and_matches_numpy(tmp_path, esc
     elementwise = {"relax.add", "relax.divide", "relax.erf", "relax.multiply"}
     assert left & elementwise == (elementwise if escape else set())  # escaping: the GELU runs on its own
 
+    # every dense call runs an epilogue, so no plain dispatcher (nor its kernels, nor its entry) is built
+    from tvm_morello.library.modules import build_modules
+    from tvm_morello.model.build import extern_calls
+
+    called, plain = extern_calls(rewritten), {plan.dispatcher for plan in compiled.plans}
+    assert called and not called & plain
+    entries, kernel_modules = build_modules(compiled.plans, host_target(), epilogues=compiled.epilogues, called=called)
+    built = {gv.name_hint for kernels, _ in kernel_modules for gv in kernels.get_global_vars()}
+    plain_kernels = {plan.kernel_name(i) for plan in compiled.plans for i in plan.tree.kernels_used()}
+    assert called <= built and not built & (plain | plain_kernels)
+    assert not {gv.name_hint for gv in entries.get_global_vars()} & {plan.entry for plan in compiled.plans}
+
     vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
     rng = np.random.default_rng(0)
     for shape in [(1, 1, 32), (2, 8, 32), (1, 5, 32)]:

@@ -8,7 +8,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from tvm_morello.testing import host_tvm_target, record_failed
+from tvm_morello.testing import fused_for_tuning, host_tvm_target, record_failed
 from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder
 
 TARGET = host_tvm_target()
@@ -25,22 +25,10 @@ class MatmulSoftmax:
         return z
 
 
-def _fused(mod):
-    """The TIR tasks compile_relax will look up: legalized and fused as its pipeline does."""
-    passes = [
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-    ]
-    return tvm.transform.Sequential(passes)(mod)
-
-
 def test_tune_relax_with_morello_search_compiles_a_correct_model(tmp_path, handoff_log):
     with cpu_tensor_intrinsics_only():
         database = ms.relax_integration.tune_relax(
-            _fused(MatmulSoftmax),
+            fused_for_tuning(MatmulSoftmax),
             params={},
             target=TARGET,
             work_dir=str(tmp_path),

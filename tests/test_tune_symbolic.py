@@ -10,8 +10,7 @@ from tvm_morello.dynamic import TuningConfig
 from tvm_morello.library import build_library_from_database
 from tvm_morello.measure.records import records_of
 from tvm_morello.testing import host_target, matmul, record_failed, symbolic_dense
-from tvm_morello.tune import MorelloSearch, cpu_tensor_intrinsics_only, fast_builder, tune
-from tvm_morello.tune.symbolic import no_op_space
+from tvm_morello.tune import MorelloSearch, MorelloSpace, cpu_tensor_intrinsics_only, fast_builder, tune
 
 TARGET = host_target()
 RANGES = {"m": (1, 64)}
@@ -27,7 +26,7 @@ def test_tune_tir_symbolic_then_library(tmp_path):
     assert strategy._inst.clone().shape_ranges == RANGES  # the Python clone (strategy.clone() goes through FFI)
     with cpu_tensor_intrinsics_only():
         db = ms.tune_tir(tvm.IRModule({"main": func}), TARGET.tvm_target(), str(tmp_path / "ms"),
-                         max_trials_global=6, num_trials_per_iter=3, space=no_op_space(), strategy=strategy,
+                         max_trials_global=6, num_trials_per_iter=3, space=MorelloSpace(), strategy=strategy,
                          builder=fast_builder(), cost_model="random", num_tuning_cores=1, seed=0)
     records = _symbolic_records(db, func)
     assert len(records) == 6

@@ -208,6 +208,16 @@ def misbehaving_build(mod, target, params=None):
 # Models
 
 
+def fused_for_tuning(mod: tvm.IRModule) -> tvm.IRModule:
+    """The TIR tasks ``compile_relax`` will look up: ``mod`` legalized and fused as its pipeline does (what a
+    ``tune_relax`` caller passes)."""
+    from tvm import relax
+
+    passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(),
+              relax.transform.FuseOps(), relax.transform.FuseTIR()]
+    return tvm.transform.Sequential(passes)(mod)
+
+
 def bert_encoder_onnx(layers: int = 1, hidden: int = 768, heads: int = 12, ffn: int = 3072, seed: int = 0):
     """A BERT encoder (``layers`` layers, random weights) as an ONNX model with dynamic ``batch`` and ``seq``, in
     the operators a PyTorch export emits: MatMul + Add projections, Reshape/Transpose into heads, MatMul for the

@@ -115,11 +115,13 @@ def dot_parallel_over_batch(workload: DynamicWorkload, cores: int) -> bool:
     return workload.smallest_batch() >= BATCH_UNITS_PER_CORE * cores
 
 
-def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget) -> None:
+def schedule_microkernel(sch, workload: DynamicWorkload, micro: MicroKernel, target: CpuTarget,
+                         epilogue: Epilogue | None = None) -> None:
     """The register-tile schedule of ``microkernel_plan`` on the kernel workload: its accumulator block is the
-    register tile, its output block the write-back (an epilogue's stages inlined into it), its pack block
+    register tile, its output block the write-back (``epilogue``'s stages inlined into it), its pack block
     (activations) B's panels."""
-    _inline_epilogue(sch)
+    if epilogue is not None:  # (a kernel without one keeps a trace without the block lookup)
+        _inline_epilogue(sch)
     acc = sch.get_sblock(ACC_BLOCK)
     sch.annotate(acc, MICRO_ANNOTATION, micro.key)
     roles = ("b",) * bool(workload.batch) + (("m", "n", "lane", "k") if micro.dot else ("m", "n", "k"))
@@ -170,7 +172,7 @@ def kernel_schedule(workload: DynamicWorkload, micro: MicroKernel, panel: int, t
     from tvm.s_tir import Schedule
 
     sch = Schedule(kernel_workload_mod(workload, micro, panel, target, epilogue))
-    schedule_microkernel(sch, workload, micro, target)
+    schedule_microkernel(sch, workload, micro, target, epilogue)
     return sch
 
 

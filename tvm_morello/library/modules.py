@@ -7,7 +7,7 @@ VM instructions) and the range check as many again, 15-20% of the smallest atten
 variable the tree's branches are still ordered for the small calls (``branch_order``)."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from ..codegen.epilogue import epilogue_inputs
 from ..codegen.kernel_funcs import kernel_schedule, pack_weights_func
@@ -93,10 +93,13 @@ def dispatch_root(plan: OperatorPlan) -> Node:
 
 
 def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs=None,
-                  epilogues: Mapping[str, Sequence[Epilogue]] | None = None):
+                  epilogues: Mapping[str, Sequence[Epilogue]] | None = None,
+                  called: Collection[str] | None = None):
     """(Relax IRModule of the entries, [(TIR IRModule, TVM target)] of the dispatchers, kernels and pack
     functions) for ``plans``; and for each of ``epilogues[operator name]`` a dispatcher
-    (``plan.dispatcher_with(epilogue)``) of kernels that finish their output with it.
+    (``plan.dispatcher_with(epilogue)``) of kernels that finish their output with it. With ``called`` (the
+    dispatcher names a model calls), only those dispatchers and their kernels are built (a plain dispatcher not
+    called has no Relax entry either): a model whose dense layers all run epilogues skips its plain kernels.
 
     An operator's dispatcher and kernels share one TIR module (its direct calls need them in one LLVM module),
     compiled with reassociation when any of its kernels is dot-form (``codegen.kernel_funcs.kernel_target``; measured
@@ -115,25 +118,29 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
         wl = plan.workload
         used = plan.tree.kernels_used()
         funcs = groups[any(plan.kernels[i].dot for i in used)]
-        names = {}
-        for index in used:
+        names = {index: plan.kernel_name(index) for index in used}
+        plain = called is None or plan.dispatcher in called
+        for index in used if plain else ():
             func = (kernel_funcs or {}).get((wl.name, index))
             if func is None:
                 func = kernel_schedule(wl, plan.kernels[index], plan.panel, target).mod["main"]
-            names[index] = plan.kernel_name(index)
             funcs[names[index]] = func.with_attr("global_symbol", names[index])
-        funcs[plan.dispatcher] = dispatcher_func(plan, names)
+        if plain:
+            funcs[plan.dispatcher] = dispatcher_func(plan, names)
         for epilogue in (epilogues or {}).get(wl.name, ()):
+            if called is not None and plan.dispatcher_with(epilogue) not in called:
+                continue
             fused = {index: f"{names[index]}__{epilogue.key}" for index in used}
             for index in used:
                 func = kernel_schedule(wl, plan.kernels[index], plan.panel, target, epilogue).mod["main"]
                 funcs[fused[index]] = func.with_attr("global_symbol", fused[index])
             funcs[plan.dispatcher_with(epilogue)] = dispatcher_func(plan, fused, epilogue)
-        symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
-        a, b, out = _params(plan, symbols)
-        with bb.function(plan.entry, [a, b]):
-            call = relax.call_dps_packed(relax.ExternFunc(plan.dispatcher), [a, b], out)
-            bb.emit_func_output(bb.emit(call))
+        if plain:
+            symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
+            a, b, out = _params(plan, symbols)
+            with bb.function(plan.entry, [a, b]):
+                call = relax.call_dps_packed(relax.ExternFunc(plan.dispatcher), [a, b], out)
+                bb.emit_func_output(bb.emit(call))
         if wl.constant_b:
             pack_name = f"{wl.name}__pack"
             funcs[pack_name] = pack_weights_func(wl, plan.panel).with_attr("global_symbol", pack_name)

@@ -1,5 +1,5 @@
 """The model's executable: its matmuls call the tuned dispatchers (compiled apart, imported), every other operator
-is legalized, fused and scheduled for shapes of any size (dlight's CPU rules, ``operators.injective_rule``)."""
+is legalized, fused and scheduled for shapes of any size (``codegen.operators``)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -12,20 +12,18 @@ from .guard import with_range_checks
 
 
 def schedule_operators(mod, target: CpuTarget):
-    """Legalize, fuse and schedule every PrimFunc: ours for row reductions (softmax, layer_norm) and injective
-    operators, dlight's CPU rules for GEMV and other reductions; what none applies to keeps TVM's default
-    lowering."""
+    """Legalize, fuse and schedule every PrimFunc with ``codegen.operators.generic_rules``; what none applies to
+    keeps TVM's default lowering."""
     from tvm import relax
     from tvm.s_tir import dlight
 
-    from .operators import injective_rule, row_reductions_rule
+    from ..codegen.operators import generic_rules
 
     # erf, exp and tanh as the polynomials TVM vectorises (libm's are called per lane): BERT's GELU at T = 128
     # took 2.3 ms, 0.14 ms so
     mod = relax.get_pipeline("zero")(relax.transform.FastMathTransform()(mod))
     with target.tvm_target():
-        return dlight.ApplyDefaultSchedule(row_reductions_rule(), dlight.cpu.GEMV(), dlight.cpu.Reduction(),
-                                           injective_rule())(mod)
+        return dlight.ApplyDefaultSchedule(*generic_rules())(mod)
 
 
 def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: Mapping[str, VarRange],
@@ -40,7 +38,23 @@ def build_model(mod, plans: Sequence[OperatorPlan], target: CpuTarget, ranges: M
     # reassociation lets LLVM vectorise the row reductions' sums (the matmul kernels keep their own targets)
     executable = tvm.compile(scheduled, target=target.tvm_target(reassociate=True))
     if plans:
-        _, kernel_modules = build_modules(plans, target, kernel_funcs, epilogues)
+        _, kernel_modules = build_modules(plans, target, kernel_funcs, epilogues, called=extern_calls(mod))
         for kernels, kernel_target in kernel_modules:
             executable.mod.import_module(tvm.tirx.build(kernels, target=kernel_target))
     return executable
+
+
+def extern_calls(mod) -> set[str]:
+    """The names of the external functions (our dispatchers) ``mod``'s Relax functions call."""
+    from tvm import relax
+
+    names: set[str] = set()
+
+    def visit(expr) -> None:
+        if isinstance(expr, relax.ExternFunc):
+            names.add(str(expr.global_symbol))
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    return names

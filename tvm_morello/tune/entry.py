@@ -7,7 +7,7 @@ from ..measure.builder import fast_builder
 from ..target import resolve_target
 from .intrinsics import cpu_tensor_intrinsics_only
 from .strategy import MorelloSearch
-from .symbolic import no_op_space, symbolic_prim_func
+from .space import MorelloSpace
 from .workdir import repair_work_dir
 
 
@@ -36,8 +36,7 @@ def tune(
     runner : a meta-schedule runner (e.g. ``ms.runner.RPCRunner``) or "local".
     tune_tir_kwargs : passed on to ``ms.tune_tir`` unchanged.
 
-    A symbolic PrimFunc tuned with ``MorelloSearch(shape_ranges=...)`` gets ``space=no_op_space()`` unless
-    given (see ``MorelloSearch``).
+    The design space defaults to ``MorelloSpace()`` (meta-schedule's own for static tasks; see ``MorelloSearch``).
 
     Only CPU tensor intrinsics are registered (see ``cpu_tensor_intrinsics_only``), which saves ~15 s.
     A ``work_dir`` left by a killed tune is repaired and resumed: its records are kept and not measured
@@ -45,8 +44,7 @@ def tune(
     """
     repair_work_dir(work_dir)
     strategy = strategy if strategy is not None else MorelloSearch()
-    if getattr(strategy, "shape_ranges", None) is not None and symbolic_prim_func(mod) is not None:
-        tune_tir_kwargs.setdefault("space", no_op_space())
+    tune_tir_kwargs.setdefault("space", MorelloSpace())
     with cpu_tensor_intrinsics_only():
         return ms.tune_tir(
             mod,

@@ -63,9 +63,12 @@ class MorelloSearch(PySearchStrategy):
         stops when they are all measured. Build the dispatching library from the database with
         ``tvm_morello.library.build_library_from_database``. Static tasks are tuned as without it.
 
-    A plain ``ms.tune_tir`` caller tuning a symbolic PrimFunc must pass
-    ``space=ms.space_generator.ScheduleFn(lambda sch: None)`` (``tvm_morello.tune.symbolic.no_op_space()``):
-    the default space schedules the symbolic loops and aborts. ``tvm_morello.tune.tune`` passes it for you.
+    A symbolic task that is not such a matmul (softmax, layer_norm, a dense layer fused with its epilogue by
+    Relax) has its design space measured once, at the middle of the ranges, so that ``compile_relax`` applies it.
+
+    A plain ``ms.tune_tir`` / ``tune_relax`` caller with symbolic tasks passes ``space=MorelloSpace()``
+    (``tvm_morello.tune.space``): meta-schedule's default space aborts on symbolic loops, and ours gives such tasks
+    a generic schedule valid for every shape. ``tvm_morello.tune.tune`` passes it for you.
     """
 
     def __init__(self, *, top_k: int = 64, learned_share: float = 0.5, min_learned_successes: int = 8,
@@ -179,24 +182,40 @@ class MorelloSearch(PySearchStrategy):
         )
 
     def _start_symbolic(self, database) -> bool:
-        """Use the symbolic candidate source if the task's PrimFunc is symbolic; False if it is static."""
+        """Use the symbolic candidate source if the task's PrimFunc is symbolic; False if it is static.
+
+        A symbolic task that is not a matmul we have kernels for (softmax, a fused dense layer) has its design
+        spaces measured once at a shape in range (``MorelloSpace`` gives it a generic schedule), so that it is
+        compiled with that schedule rather than left unscheduled."""
+        func = symbolic_prim_func(self._context.mod)
+        if func is None:
+            return False
+        task = _task_name(self._context)
         try:
-            func = symbolic_prim_func(self._context.mod)
-            if func is None:
-                return False
             self._symbolic = SymbolicCandidateSource(func, self.shape_ranges, self._context.target)
-        except Exception as err:  # noqa: BLE001 - EvolutionarySearch cannot tune a symbolic PrimFunc either
-            logger.warning("MorelloSearch cannot tune symbolic task %r (%s: %s); it is skipped",
-                           _task_name(self._context), type(err).__name__, err)
-            self._symbolic = SymbolicCandidateSource.empty()
-            return True
+        except MorelloError as err:
+            logger.info("MorelloSearch has no kernels for symbolic task %r (%s); its design space is measured "
+                        "instead", task, err)
+            self._symbolic = self._design_space_source(func)
+        except Exception as err:  # noqa: BLE001 - a tune must never fail because of us
+            logger.exception("MorelloSearch failed on symbolic task %r; its design space is measured instead", task)
+            self._symbolic = self._design_space_source(func)
         try:
             self._symbolic.skip_database_records(database, self._context.mod)
         except Exception:  # noqa: BLE001
             logger.exception("MorelloSearch could not read the database's past records; they may be measured again")
-        logger.info("MorelloSearch: %d shape-generic candidates for symbolic task %r", len(self._symbolic),
-                    _task_name(self._context))
+        logger.info("MorelloSearch: %d shape-generic candidates for symbolic task %r", len(self._symbolic), task)
         return True
+
+    def _design_space_source(self, func) -> SymbolicCandidateSource:
+        """The task's design spaces at one concrete shape; nothing (the task skipped) if it cannot be measured."""
+        design_spaces = self._tuning_args[0]
+        try:
+            return SymbolicCandidateSource.of_design_spaces(func, design_spaces, self.shape_ranges)
+        except MorelloError as err:
+            logger.warning("MorelloSearch cannot measure symbolic task %r (%s); it is skipped",
+                           _task_name(self._context), err)
+            return SymbolicCandidateSource.empty()
 
     # ---- choosing candidates -----------------------------------------------------------------------
 

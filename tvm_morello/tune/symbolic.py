@@ -13,6 +13,7 @@ from ..codegen.microkernel import MicroKernel
 from ..codegen.symbolic import check_one_index_dtype, schedule_symbolic
 from ..dynamic.config import TuningConfig
 from ..dynamic.jobs import measurement_shapes, workload_candidates
+from ..errors import InvalidShapeError, UnsupportedOperatorError
 from ..measure.kernels import arg_shapes
 from ..measure.records import module_key, records_of, shapes_of
 from ..spec.recognize import from_prim_func
@@ -71,10 +72,64 @@ def symbolic_prim_func(mod) -> tvm.tirx.PrimFunc | None:
     return None
 
 
-def no_op_space() -> ms.space_generator.ScheduleFn:
-    """The design space to pass to ``ms.tune_tir`` for a symbolic PrimFunc: the default one schedules the
-    symbolic loops and aborts, and MorelloSearch does not use it anyway."""
-    return ms.space_generator.ScheduleFn(lambda sch: None)
+def shape_vars(func) -> dict[str, list]:
+    """The symbolic variables of ``func``'s buffer shapes by name (in order of appearance)."""
+    found: dict[str, list] = {}
+    for param in func.params:
+        for dim in getattr(param, "shape", None) or ():
+            if not isinstance(dim, tvm.tirx.IntImm):
+                for var in tvm.tirx.analysis.undefined_vars(dim):
+                    same_name = found.setdefault(var.name, [])
+                    if not any(var.same_as(other) for other in same_name):
+                        same_name.append(var)
+    return found
+
+
+def midpoint_env(func, shape_ranges: Mapping[str, VarRange | tuple[int, int]]) -> dict[str, int]:
+    """Each of ``func``'s symbolic variables at the middle of its range; raises naming one without a range."""
+    env = {}
+    for name in shape_vars(func):
+        if name not in shape_ranges:
+            raise InvalidShapeError(f"symbolic variable {name!r} has no range in shape_ranges "
+                                    f"{sorted(shape_ranges)}")
+        lo, hi = _bounds(shape_ranges[name])
+        env[name] = (lo + hi) // 2
+    return env
+
+
+def concrete_args_info(func, env: Mapping[str, int]) -> list:
+    """The TensorInfo of each of ``func``'s buffers with its symbolic variables at the values ``env``."""
+    from tvm.sym import Analyzer
+
+    analyzer = Analyzer()
+    for name, variables in shape_vars(func).items():
+        for var in variables:
+            analyzer.bind(var, env[name])
+    infos = []
+    for param in func.params:
+        if not hasattr(param, "shape"):
+            raise UnsupportedOperatorError(f"parameter {param} is not a buffer: a task with scalar parameters "
+                                           "cannot be measured at a concrete shape")
+        shape = [analyzer.simplify(dim) for dim in param.shape]
+        if not all(isinstance(dim, tvm.tirx.IntImm) for dim in shape):
+            raise InvalidShapeError(f"buffer {param.name} has shape {shape} at {env}")
+        infos.append(ms.arg_info.TensorInfo(str(param.dtype), [int(dim) for dim in shape]))
+    return infos
+
+
+def _bounds(value) -> tuple[int, int]:
+    return (value.lo, value.hi) if isinstance(value, VarRange) else (int(value[0]), int(value[1]))
+
+
+@dataclass(frozen=True, eq=False)
+class _Measured:
+    """A schedule and the concrete shapes to measure it at."""
+
+    schedule: object
+    args_info: list
+
+    def measure_candidate(self) -> MeasureCandidate:
+        return MeasureCandidate(self.schedule, self.args_info)
 
 
 def _key(mod, args_info) -> tuple:
@@ -95,7 +150,7 @@ class SymbolicCandidateSource:
         for index, cand in enumerate(proposals):
             nth = rank[cand.micro] = rank.get(cand.micro, -1) + 1
             order.append((nth, index, cand))
-        self._pending: list[SymbolicCandidate] = [cand for _, _, cand in sorted(order, key=lambda t: t[:2])]
+        self._pending: list[SymbolicCandidate | _Measured] = [cand for _, _, cand in sorted(order, key=lambda t: t[:2])]
         self._seen: set[tuple] = set()
 
     @classmethod
@@ -103,6 +158,15 @@ class SymbolicCandidateSource:
         """A source with nothing to measure (for a task the shape-generic search cannot express)."""
         source = cls.__new__(cls)
         source._pending, source._seen = [], set()
+        return source
+
+    @classmethod
+    def of_design_spaces(cls, func, design_spaces, shape_ranges) -> "SymbolicCandidateSource":
+        """The task's scheduled design spaces (``MorelloSpace``'s generic schedule), each to be measured once at
+        the middle of the ranges: a task with no kernels of ours still gets a record for ``compile_relax``."""
+        source = cls.empty()
+        args_info = concrete_args_info(func, midpoint_env(func, shape_ranges))
+        source._pending = [_Measured(sch, args_info) for sch in design_spaces if len(sch.trace.insts)]
         return source
 
     def skip_database_records(self, database, workload_mod) -> None:
