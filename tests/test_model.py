@@ -122,9 +122,25 @@ def test_a_wrong_kernel_is_caught_and_nothing_is_written(tmp_path, monkeypatch):
         (-(-b.shape[0 if transpose_b else 1] // width), b.shape[1 if transpose_b else 0], width), "float32"))
     path, _ = gemm_model(tmp_path / "gemm.onnx")
     out = tmp_path / "gemm.so"
-    with pytest.raises(VerificationError, match="output 0 differs from TVM.s untuned build"):
+    # the error names the call at fault: its weight was packed wrong
+    with pytest.raises(VerificationError, match="output 0 differs from TVM.s untuned build.*matmul call 1 of 1 "
+                       r"\(dense_24x40_t with epilogue add\): its packed weight is none of the model's weights"):
         compile_model(path, {"seq": (1, 8)}, out=out, config=TINY, show_progress=False, work_dir=tmp_path / "r")
     assert not out.exists()
+
+
+def test_a_wrong_epilogue_kernel_is_named(tmp_path, monkeypatch):
+    from tvm import topi
+
+    from tvm_morello.codegen import kernel_funcs
+    from tvm_morello.model import compile_model
+
+    right = kernel_funcs.apply_epilogue
+    monkeypatch.setattr(kernel_funcs, "apply_epilogue", lambda *args: topi.add(right(*args), 1.0))
+    path, _ = gemm_model(tmp_path / "gemm.onnx")
+    with pytest.raises(VerificationError, match=r"matmul call 1 of 1 \(dense_24x40_t with epilogue add\) differs "
+                       "from numpy on its own inputs"):
+        compile_model(path, {"seq": (1, 8)}, config=TINY, show_progress=False, work_dir=tmp_path / "r")
 
 
 def test_ranges_are_checked_against_the_model(tmp_path):

@@ -22,6 +22,7 @@ from ..target import resolve_target
 from .build import build_model
 from .epilogues import distinct_epilogues, find_fused_matmuls
 from .latency import latency_points, measure_latency
+from .locate import locate_mismatch
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
 from .source import load_model, model_ranges
 from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
@@ -135,7 +136,9 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     if onnx_runtime is not None:
         references.append(("ONNX Runtime", onnx_runtime, points))
     say(f"verifying against {' and '.join(name for name, _, _ in references)} ...", flush=True)
-    verification = verify_model(vm_runner(executable), references, func)
+    weights = [c.weight.T if c.workload.transpose_b else c.weight for c in calls if c.weight is not None]
+    verification = verify_model(vm_runner(executable), references, func, explain=lambda arrays: locate_mismatch(
+        executable, arrays, plans, epilogues, weights))
     timings["verifying"] = time.perf_counter() - start
     say("timing the compiled model ...", flush=True)
     latency = measure_latency(executable, func, latency_points(var_ranges))

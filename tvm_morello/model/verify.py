@@ -59,9 +59,11 @@ def outputs_of(result) -> list[np.ndarray]:
 
 
 def verify_model(run: Callable, references: Sequence[tuple[str, Callable, Sequence[dict]]], func, *,
-                 atol: float = 1e-3, rtol: float = 1e-3) -> ModelVerification:
+                 atol: float = 1e-3, rtol: float = 1e-3,
+                 explain: Callable[[Sequence[np.ndarray]], str] | None = None) -> ModelVerification:
     """Run ``run`` and each reference (name, numpy inputs -> list of numpy outputs, the points it checks) on
-    random inputs; raises VerificationError naming the reference, the point and the output on a mismatch."""
+    random inputs; raises VerificationError naming the reference, the point and the output on a mismatch, and what
+    ``explain`` says of the inputs that showed it (which part of the model differs)."""
     checked, worst = [], 0.0
     for name, reference, points in references:
         for i, env in enumerate(points):
@@ -72,8 +74,9 @@ def verify_model(run: Callable, references: Sequence[tuple[str, Callable, Sequen
             for index, (g, w) in enumerate(zip(got, want)):
                 if g.shape != w.shape or not np.allclose(g, w, atol=atol, rtol=rtol):
                     error = float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf")
+                    where = f"; {explain(arrays)}" if explain is not None else ""
                     raise VerificationError(f"at {env}: output {index} differs from {name} (max abs error {error:.3g}, "
-                                            f"shapes {g.shape} / {w.shape}); nothing was written")
+                                            f"shapes {g.shape} / {w.shape}){where}; nothing was written")
                 worst = max(worst, float(np.max(np.abs(g - w))) if g.size else 0.0)
             checked.append({"reference": name, **env})
     return ModelVerification(tuple(checked), worst)

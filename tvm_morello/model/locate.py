@@ -1,0 +1,85 @@
+"""Which tuned matmul of a compiled model is wrong: every dispatcher call of one run, recomputed with numpy from
+the inputs it was given, and its packed weight compared with the model's weights. Run only after a mismatch, so
+that the error names the call rather than only the model's output."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..dynamic.plan import OperatorPlan
+from ..spec.epilogue import Epilogue
+
+
+def unpack_panels(packed: np.ndarray, n: int) -> np.ndarray:
+    """A weight in the panel layout [n / width, k, width] back as [k, n] (the inverse of ``pack_panels_array``)."""
+    panels, k, width = packed.shape
+    return packed.transpose(1, 0, 2).reshape(k, panels * width)[:, :n]
+
+
+def epilogue_numpy(epilogue: Epilogue, out: np.ndarray, vectors: Sequence[np.ndarray],
+                   tensors: Sequence[np.ndarray]) -> np.ndarray:
+    """The epilogue applied to a matmul's output with numpy."""
+    from scipy.special import erf
+
+    funcs = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide, "erf": erf,
+             "tanh": np.tanh, "exp": np.exp}
+    results: list[np.ndarray] = []
+
+    def value(arg):
+        if arg.kind == "step":
+            return out if arg.index < 0 else results[arg.index]
+        if arg.kind == "scalar":
+            return np.float32(arg.value)
+        return (vectors if arg.kind == "vector" else tensors)[arg.index]
+
+    for step in epilogue.steps:
+        results.append(funcs[step.op](*(value(arg) for arg in step.args)).astype(np.float32))
+    return results[-1]
+
+
+def _matmul_numpy(plan: OperatorPlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    wl = plan.workload
+    if wl.constant_b:
+        return a @ unpack_panels(b, wl.n)
+    return a @ (np.swapaxes(b, -1, -2) if wl.transpose_b else b)
+
+
+def locate_mismatch(executable, inputs: Sequence[np.ndarray], plans: Sequence[OperatorPlan],
+                    epilogues: Mapping[str, Sequence[Epilogue]], weights: Sequence[np.ndarray], *,
+                    atol: float = 1e-3, rtol: float = 1e-3) -> str:
+    """A sentence naming the first dispatcher call (in execution order) of ``executable``'s ``main`` on ``inputs``
+    that differs from numpy on its own inputs, or whose packed weight is none of ``weights`` (the model's dense
+    weights, as [k, n]); or saying that every one matched."""
+    import tvm
+    from tvm import relax
+
+    called = {plan.dispatcher: (plan, None) for plan in plans}
+    called.update({plan.dispatcher_with(e): (plan, e) for plan in plans for e in epilogues.get(plan.workload.name, ())})
+    calls: list[tuple[str, list[np.ndarray]]] = []
+
+    def instrument(func, symbol, before_run, ret_value, *args):
+        if not before_run and str(symbol) in called:
+            calls.append((str(symbol), [arg.numpy() for arg in args]))
+        return 0  # VMInstrumentReturnKind.NO_OP
+
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    vm.set_instrument(instrument)
+    vm["main"](*[tvm.runtime.tensor(x) for x in inputs])
+    shapes = {w.shape for w in weights}
+    for index, (symbol, args) in enumerate(calls):
+        plan, epilogue = called[symbol]
+        what = f"matmul call {index + 1} of {len(calls)} ({plan.workload.name}" + (
+            f" with epilogue {epilogue.ops})" if epilogue else ")")
+        a, b, *extra, out = args
+        if plan.workload.constant_b:
+            weight = unpack_panels(b, plan.workload.n)
+            if weight.shape in shapes and not any(np.array_equal(weight, w) for w in weights if w.shape == weight.shape):
+                return f"{what}: its packed weight is none of the model's weights"
+        want = _matmul_numpy(plan, a, b)
+        if epilogue is not None:
+            vectors, tensors = extra[:epilogue.vectors], extra[epilogue.vectors:]
+            want = epilogue_numpy(epilogue, want, vectors, tensors)
+        if not np.allclose(out, want, atol=atol, rtol=rtol):
+            return f"{what} differs from numpy on its own inputs (max abs error {np.max(np.abs(out - want)):.3g})"
+    return f"all {len(calls)} matmul calls match numpy on their own inputs: the difference is in the other operators"
