@@ -41,7 +41,7 @@ def generic_rules() -> list:
 
 def _dlight_rule(name: str, schedule):
     """A dlight CPU rule (an instance) that schedules a PrimFunc's normalised blocks with ``schedule(sch,
-    blocks, target)``, which returns None for a PrimFunc that is not its kind."""
+    blocks, target)``, which returns None for a PrimFunc that is not its kind (as does a schedule that fails)."""
     from tvm import s_tir
     from tvm.s_tir.dlight.analysis import normalize_prim_func
     from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
@@ -52,7 +52,10 @@ def _dlight_rule(name: str, schedule):
                 return None
             sch = s_tir.Schedule(func)
             blocks = normalize_prim_func(sch)
-            return schedule(sch, blocks, target) if blocks else None
+            try:
+                return schedule(sch, blocks, target) if blocks else None
+            except s_tir.ScheduleError:  # a PrimFunc of a shape the rule did not foresee: it declines
+                return None
 
     Rule.__name__ = Rule.__qualname__ = name
     return Rule()

@@ -74,12 +74,20 @@ def verify_model(run: Callable, references: Sequence[tuple[str, Callable, Sequen
             for index, (g, w) in enumerate(zip(got, want)):
                 if g.shape != w.shape or not np.allclose(g, w, atol=atol, rtol=rtol):
                     error = float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf")
-                    where = f"; {explain(arrays)}" if explain is not None else ""
+                    where = f"; {_explained(explain, arrays)}" if explain is not None else ""
                     raise VerificationError(f"at {env}: output {index} differs from {name} (max abs error {error:.3g}, "
                                             f"shapes {g.shape} / {w.shape}){where}; nothing was written")
                 worst = max(worst, float(np.max(np.abs(g - w))) if g.size else 0.0)
             checked.append({"reference": name, **env})
     return ModelVerification(tuple(checked), worst)
+
+
+def _explained(explain: Callable, arrays) -> str:
+    """What ``explain`` says, or why it could not: the mismatch is reported either way."""
+    try:
+        return explain(arrays)
+    except Exception as err:  # noqa: BLE001 - never hide the mismatch behind the explanation's own failure
+        return f"locating the difference failed ({type(err).__name__}: {err})"
 
 
 def onnx_runtime_runner(model_path) -> Callable | None:
