@@ -118,3 +118,9 @@ def pack_panels_array(b, width: int, *, transpose_b: bool):
     padded = np.zeros((k, panels * width), kn.dtype)
     padded[:, :n] = kn
     return np.ascontiguousarray(padded.reshape(k, panels, width).transpose(1, 0, 2))
+
+
+def unpack_panels_array(packed, n: int):
+    """A weight in the panel layout [n / width, k, width] back as [k, n]: the inverse of ``pack_panels_array``."""
+    panels, k, width = packed.shape
+    return packed.transpose(1, 0, 2).reshape(k, panels * width)[:, :n]

@@ -7,14 +7,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..codegen.panels import unpack_panels_array
 from ..dynamic.plan import OperatorPlan
 from ..spec.epilogue import Epilogue
-
-
-def unpack_panels(packed: np.ndarray, n: int) -> np.ndarray:
-    """A weight in the panel layout [n / width, k, width] back as [k, n] (the inverse of ``pack_panels_array``)."""
-    panels, k, width = packed.shape
-    return packed.transpose(1, 0, 2).reshape(k, panels * width)[:, :n]
 
 
 def epilogue_numpy(epilogue: Epilogue, out: np.ndarray, vectors: Sequence[np.ndarray],
@@ -36,13 +31,6 @@ def epilogue_numpy(epilogue: Epilogue, out: np.ndarray, vectors: Sequence[np.nda
     for step in epilogue.steps:
         results.append(funcs[step.op](*(value(arg) for arg in step.args)).astype(np.float32))
     return results[-1]
-
-
-def _matmul_numpy(plan: OperatorPlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    wl = plan.workload
-    if wl.constant_b:
-        return a @ unpack_panels(b, wl.n)
-    return a @ (np.swapaxes(b, -1, -2) if wl.transpose_b else b)
 
 
 def locate_mismatch(executable, inputs: Sequence[np.ndarray], plans: Sequence[OperatorPlan],
@@ -72,11 +60,13 @@ def locate_mismatch(executable, inputs: Sequence[np.ndarray], plans: Sequence[Op
         what = f"matmul call {index + 1} of {len(calls)} ({plan.workload.name}" + (
             f" with epilogue {epilogue.ops})" if epilogue else ")")
         a, b, *extra, out = args
-        if plan.workload.constant_b:
-            weight = unpack_panels(b, plan.workload.n)
+        wl = plan.workload
+        if wl.constant_b:
+            weight = unpack_panels_array(b, wl.n)
             if weight.shape in shapes and not any(np.array_equal(weight, w) for w in weights if w.shape == weight.shape):
                 return f"{what}: its packed weight is none of the model's weights"
-        want = _matmul_numpy(plan, a, b)
+            b = weight.T if wl.transpose_b else weight  # as the user holds it
+        want = wl.reference(a, b)
         if epilogue is not None:
             vectors, tensors = extra[:epilogue.vectors], extra[epilogue.vectors:]
             want = epilogue_numpy(epilogue, want, vectors, tensors)

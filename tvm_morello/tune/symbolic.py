@@ -17,7 +17,7 @@ from ..errors import InvalidShapeError, UnsupportedOperatorError
 from ..measure.kernels import arg_shapes
 from ..measure.records import module_key, records_of, shapes_of
 from ..spec.recognize import from_prim_func
-from ..spec.symbolic import DynamicWorkload, VarRange
+from ..spec.symbolic import DynamicWorkload, VarRange, ranges_of
 from ..target import resolve_target
 
 
@@ -87,13 +87,12 @@ def shape_vars(func) -> dict[str, list]:
 
 def midpoint_env(func, shape_ranges: Mapping[str, VarRange | tuple[int, int]]) -> dict[str, int]:
     """Each of ``func``'s symbolic variables at the middle of its range; raises naming one without a range."""
+    ranges = dict(ranges_of(shape_ranges))
     env = {}
     for name in shape_vars(func):
-        if name not in shape_ranges:
-            raise InvalidShapeError(f"symbolic variable {name!r} has no range in shape_ranges "
-                                    f"{sorted(shape_ranges)}")
-        lo, hi = _bounds(shape_ranges[name])
-        env[name] = (lo + hi) // 2
+        if name not in ranges:
+            raise InvalidShapeError(f"symbolic variable {name!r} has no range in shape_ranges {sorted(ranges)}")
+        env[name] = (ranges[name].lo + ranges[name].hi) // 2
     return env
 
 
@@ -115,10 +114,6 @@ def concrete_args_info(func, env: Mapping[str, int]) -> list:
             raise InvalidShapeError(f"buffer {param.name} has shape {shape} at {env}")
         infos.append(ms.arg_info.TensorInfo(str(param.dtype), [int(dim) for dim in shape]))
     return infos
-
-
-def _bounds(value) -> tuple[int, int]:
-    return (value.lo, value.hi) if isinstance(value, VarRange) else (int(value[0]), int(value[1]))
 
 
 @dataclass(frozen=True, eq=False)
