@@ -130,9 +130,16 @@ def test_matmul_nn_matches_numpy():
     check_all_candidates(matmul(17, 32, 48))
 
 
-def test_prepacked_dense_matches_numpy():
-    candidates = check_all_candidates(dense(24, 32, 64, prepacked=32))
+@pytest.mark.parametrize("m", [24, 37])
+def test_prepacked_dense_matches_numpy(host, m):
+    from tvm_morello.search import synthesize
+    from tvm_morello.spec.recognize import recognize
+
+    workload = dense(m, 32, 64, prepacked=32)
+    candidates = check_all_candidates(workload, top_k=8)
     assert all(c.program.packs_rhs == 0 for c in candidates)  # the weights are already in panels
+    # every program lowers, rows that are no multiple of the row tile too (panels cannot be padded)
+    assert len(candidates) == len(synthesize(recognize(workload.func, host).spec, host, top_k=8))
 
 
 @pytest.mark.parametrize("transpose_b", [True, False])

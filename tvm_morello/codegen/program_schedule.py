@@ -41,7 +41,11 @@ def apply_program(sch, recognized: RecognizedMatmul, program: Program, target: C
 
 def tile_padding(recognized: RecognizedMatmul, plan: LoopPlan) -> tuple[int, ...]:
     """Per loop of the matmul block, the multiple its extent is padded to: a spatial dimension's outermost tile
-    when that tile does not divide it (then no tile is partial), else 1."""
+    when that tile does not divide it (then no tile is partial), else 1. A weight that arrives in panels is read
+    at ``[j // width, k, j % width]``, which is no einsum access ``pad_einsum`` could pad: its partial tiles stay
+    predicated (its n is whole panels, so only rows can be partial)."""
+    if recognized.spec.rhs.layout.kind == "panel":
+        return (1,) * len(recognized.loop_roles)
     extents = {"b": recognized.spec.b, "m": recognized.spec.m, "n": recognized.spec.n}
     factors = []
     for role in recognized.loop_roles:
