@@ -138,11 +138,14 @@ def main() -> None:
     args = parser.parse_args()
     shapes = QUICK_SHAPES if args.quick else SHAPES
     top_k, ms_trials = (4, 0) if args.quick else (args.top_k, args.ms_trials)
-    peak, peak_isa = fma_peak_gflops()
+    peak_before, peak_isa = fma_peak_gflops()
     rows = []
     for op, shape in shapes:
         rows.append(bench_shape(op, shape, top_k, ms_trials))
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
+    # measured before and after the shapes, the higher kept: a process still winding down at the start (one
+    # run read exactly one core's peak, 117 of 232 GFLOP/s on Zen 4) must not halve it
+    peak = max(p for p in (peak_before, fma_peak_gflops()[0]) if p is not None) if peak_isa else None
     large = [r for r in rows if r["shape"] in ("1024x1024x1024", "2048x768x768")]
     big_gemm_fraction = min((r["best_any_gflops"] / peak for r in large), default=None) if peak else None
     cold = next((r["synth_cold_s"] for r in rows if r["shape"] == "1024x1024x1024"), None)
