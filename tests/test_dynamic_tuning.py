@@ -8,7 +8,6 @@ import pytest
 
 from tvm_morello import dynamic as dyn
 from tvm_morello.cli.dynamic import main as cli_main
-from tvm_morello.cost.store import load_fit
 
 TARGET = tvm_morello.resolve_target(None)
 TINY = dyn.TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2,
@@ -38,8 +37,6 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
     t = np.arange(1, 33)[:, None]
     assert set(plan.tree.predict(t)) <= set(range(len(plan.kernels)))
     assert "| qk |" in dyn.summary_table(plans)
-    fit = load_fit(TARGET.identity)  # the runs joined the stored calibration of this CPU (a private cache per test)
-    assert fit.sources == ("tune-dynamic",) and len(runs) - 2 <= len(fit.samples) <= len(runs)
 
 
 def test_replan_measures_every_candidate_where_the_library_lost(tmp_path):

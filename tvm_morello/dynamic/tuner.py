@@ -15,7 +15,6 @@ from .config import TuningConfig
 from .jobs import TuningJobs, plan_jobs
 from .plan import OperatorPlan
 from .planning import plan_from_measurements
-from .samples import store_measurements
 from .summary import summary_table
 
 
@@ -27,7 +26,6 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
     if progress is not None:
         progress.set_description(f"tuning {workload.name}")
     measurements = measurer.measure(workload, planned.panel, planned.jobs, progress)
-    store_measurements(workload, planned.panel, measurements, target)
     plan = plan_from_measurements(workload, target, planned.panel, list(planned.micros), measurements, config)
     plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
     plan.provenance["database"] = str(measurer.work_dir)
@@ -70,7 +68,6 @@ def replan(plan: OperatorPlan, envs: Sequence[Mapping[str, int]], target: CpuTar
     have = {(m.micro, m.env) for m in earlier}
     jobs = [(micro, dict(env)) for env in envs for micro in micros if (micro, tuple(sorted(env.items()))) not in have]
     added = measurer.measure(workload, plan.panel, jobs) if jobs else []
-    store_measurements(workload, plan.panel, added, target)
     replanned = plan_from_measurements(workload, target, plan.panel, micros, earlier + added, config)
     replanned.provenance.update(database=prov.get("database"), replanned_at=[dict(env) for env in envs],
                                 speed_check_before_replan=prov.get("speed_check"),

@@ -68,27 +68,6 @@ class Synthesizer:
             self.memo[spec] = found
         return found
 
-    def follow(self, spec: Spec, path: Sequence) -> Program | None:
-        """The cheapest program whose main path begins with the actions of ``path`` (each applied to the body
-        sub-spec of the one before), the rest of its tree the DP's: how the cost model sees a loop nest that was
-        not synthesised (a dynamic route's micro-kernel at one shape). None when the DP cannot complete it."""
-        spec = canonicalize(spec)
-        if not path:
-            found = self.solve(spec)
-            return found[0] if found else None
-        action, rest = path[0], path[1:]
-        children = []
-        for index, sub in enumerate(action.subspecs(spec, self.target)):
-            if index == action.body_index:
-                child = self.follow(sub, rest)
-            else:
-                found = self.solve(sub)
-                child = found[0] if found else None
-            if child is None:
-                return None
-            children.append(child)
-        return self._compose(spec, action, children)
-
     def _compose(self, spec: Spec, action, children: Sequence[Program]) -> Program:
         cost = action.combine(spec, [c.cost for c in children], self.constants, self.target)
         peak = _peak_with(action.allocation(spec, self.target), children)
