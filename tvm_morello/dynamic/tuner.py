@@ -20,7 +20,13 @@ from .summary import summary_table
 
 def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasurer, config: TuningConfig,
                   progress=None) -> OperatorPlan:
-    """Measure the planned runs (through ``measurer``) and turn them into a plan."""
+    """Measure the planned runs (through ``measurer``) and turn them into a plan.
+
+    The runs do not join the stored calibration of the CPU (``cost.store``), unlike MorelloSearch's. Tried: each
+    run as the Morello program with its kernel's loop nest (Zen 4, 2026-12-06): one set of affine constants cannot
+    rank both kinds of code. Fitted with BERT-base's tune-dynamic runs, the constants picked a calibration
+    workload's program 5.8x slower than its best (1.22x on calibrate's runs alone); weighting the runs down to
+    where the static ranking held left the micro-kernels mis-ranked up to 14x."""
     start = time.perf_counter()
     workload = planned.workload
     if progress is not None:
