@@ -11,6 +11,7 @@ every m of the sweep timed against numpy (a persistent numpy process, bench_dyna
 
     python scripts/bench_shapes.py            # full run (about an hour and a half on 2 cores)
     python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
+    python scripts/bench_shapes.py --part dynamic   # one part only (the dynamic part: about an hour)
 
 Until it finishes, what it has measured is in ``benchmarks/shapes[_quick].partial.json`` (rewritten after every
 static shape and dynamic operator), so an interrupted run loses nothing it measured: ``--resume`` continues it
@@ -269,11 +270,13 @@ def main() -> None:
                         help="write the report of an interrupted run from its partial file (says what is missing)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its partial file (same CPU and versions only)")
+    parser.add_argument("--part", choices=("both", "static", "dynamic"), default="both",
+                        help="measure one part only (its own files: shapes_static.*, shapes_dynamic.*)")
     args = parser.parse_args()
-    name = "shapes_quick" if args.quick else "shapes"
+    name = ("shapes_quick" if args.quick else "shapes") + ("" if args.part == "both" else f"_{args.part}")
     partial = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.partial.json"
-    shapes = QUICK_STATIC if args.quick else STATIC_SHAPES
-    operators = DYNAMIC_DENSE[2:] if args.quick else DYNAMIC_DENSE
+    shapes = [] if args.part == "dynamic" else QUICK_STATIC if args.quick else STATIC_SHAPES
+    operators = [] if args.part == "static" else DYNAMIC_DENSE[2:] if args.quick else DYNAMIC_DENSE
     if args.from_partial:
         done = json.loads(partial.read_text())
         missing = (f"interrupted: {len(done['static'])} of {len(shapes)} static shapes and {len(done['dynamic'])} "
@@ -319,7 +322,7 @@ def resumable(earlier: dict, machine: dict, checkpoints: list[int]) -> dict:
 def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static_rows: list[dict],
            dynamic_rows: list[dict], missing: str = "") -> None:
     """benchmarks/<name>.{json,md,png} from the measured rows; ``missing`` says what an interrupted run lacks."""
-    targets = [t for n in checkpoints for t in static_targets(static_rows, n)]
+    targets = [t for n in checkpoints for t in static_targets(static_rows, n)] if static_rows else []
     targets += dynamic_targets(dynamic_rows) if dynamic_rows else []
     result = {"machine": machine, "quick": quick, "checkpoints": checkpoints, "targets": targets,
               "static": static_rows, "dynamic": dynamic_rows, **({"interrupted": missing} if missing else {})}
@@ -341,7 +344,7 @@ def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static
         "process; numpy in its own process. Dynamic: tune_and_export with the CLI's defaults over m = "
         f"{M_RANGE[0]}..{M_RANGE[1]}, numpy in a persistent process of its own.",
         "## Targets", targets_table(targets),
-        "## Static shapes", markdown_table(static_rows, static_columns),
+        "## Static shapes", markdown_table(static_rows, static_columns) if static_rows else "(none measured)",
         "## Dynamic dense operators", markdown_table(dynamic_rows, dynamic_columns) if dynamic_rows else "(none measured)",
         f"![speed vs numpy]({name}.png)",
     ])
