@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,75 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info  # noqa: E402
 
-NUMPY_WORKER_FLAG = "--numpy-worker"
 SWEEPS = 3  # passes over every (operator, T), each timing tvm-morello then numpy: a slow spell of the VM (calls
 # at half speed for a second or so, a few per run) then spoils one pass's timing of a point, not all of them
 SHORT_ALTERNATIONS = 3  # per pass, for calls under SHORT_CALL_S: their timings swing by up to 1.5x
 SHORT_CALL_S = 1e-4
 MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long
-
-
-# ---------------------------------------------------------------- numpy side (own process, no TVM)
-def numpy_worker() -> None:
-    """Serve timing jobs: one JSON {"a", "b", "transpose_b"} per stdin line -> best seconds per stdout line.
-
-    For a transposed B both numpy spellings are timed (the strided view, and a contiguous copy made inside the
-    timed call: numpy's batched matmul on some strided views leaves BLAS) and the faster one counts."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    b_shape = b = None
-    for line in sys.stdin:
-        job = json.loads(line)
-        a = rng.standard_normal(job["a"], dtype=np.float32)
-        if job["b"] != b_shape:  # a sweep over m keeps its weight: making 45M random floats per point took longer
-            b_shape, b = job["b"], rng.standard_normal(job["b"], dtype=np.float32)  # than timing the point
-        if job["transpose_b"]:
-            candidates = [lambda a=a, b=b: np.matmul(a, np.swapaxes(b, -1, -2)),
-                          lambda a=a, b=b: np.matmul(a, np.ascontiguousarray(np.swapaxes(b, -1, -2)))]
-        else:
-            candidates = [lambda a=a, b=b: np.matmul(a, b)]
-        print(json.dumps(min(_best_time(run) for run in candidates)), flush=True)
-
-
-def _best_time(run) -> float:
-    run()
-    reps = max(1, int(MIN_TIMED_S / max(_time_once(run), 1e-7)))
-    best = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(reps):
-            run()
-        best = min(best, (time.perf_counter() - start) / reps)
-    return best
-
-
-class NumpyTimer:
-    """A persistent numpy process (no TVM in it), asked shape by shape between TVM measurements so that
-    both sides see the same machine load."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, __file__, NUMPY_WORKER_FLAG], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-
-    def time(self, workload, env) -> float:
-        a_shape, b_shape = workload.input_shapes(env)
-        time.sleep(0.02)  # let TVM's thread pool stop spinning before numpy's threads start
-        self.proc.stdin.write(json.dumps({"a": a_shape, "b": b_shape, "transpose_b": workload.transpose_b}) + "\n")
-        self.proc.stdin.flush()
-        seconds = float(self.proc.stdout.readline())
-        time.sleep(0.1)  # and let OpenBLAS's threads stop spinning before TVM's are timed
-        return seconds
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
-def _time_once(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # ---------------------------------------------------------------- TVM side
@@ -192,6 +127,7 @@ def main() -> None:
     import tvm_morello  # noqa: F401  (sets TVM_NUM_THREADS before tvm)
     from tvm_morello import dynamic as dyn
     from tvm_morello.library import export_library, load_library
+    from tvm_morello.measure.numpy_timer import NumpyTimer
 
     cfg = settings(args.quick)
     out_dir = Path(args.out)
@@ -233,7 +169,7 @@ def main() -> None:
         pair = best.setdefault((plan.workload.name, t), [math.inf, math.inf])
         for _ in range(times):
             pair[0] = min(pair[0], time_library(vm, plan, env))
-            pair[1] = min(pair[1], numpy_timer.time(plan.workload, env))
+            pair[1] = min(pair[1], numpy_timer.time_workload(plan.workload, env))
 
     for sweep in range(SWEEPS):
         for plan, t in points if sweep % 2 == 0 else points[::-1]:
@@ -380,7 +316,4 @@ def plot(result: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    if NUMPY_WORKER_FLAG in sys.argv:
-        numpy_worker()
-    else:
-        main()
+    main()

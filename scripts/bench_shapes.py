@@ -7,7 +7,7 @@ own process, via bench_strategy's workers), numpy in its own process, tuning wal
 the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM).
 
 Dynamic part: dense operators of those models tuned over m = 1..512 with the CLI's defaults (``tune_and_export``),
-every m of the sweep timed against numpy (a persistent numpy process, bench_dynamic's worker).
+every m of the sweep timed against numpy (in a persistent process of its own: ``tvm_morello.measure.numpy_timer``).
 
     python scripts/bench_shapes.py            # full run (about an hour and a half on 2 cores)
     python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_strategy  # noqa: E402
-from bench_dynamic import NumpyTimer, time_library  # noqa: E402
+from bench_dynamic import time_library  # noqa: E402
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
 
 # (model family, what the matmul is, workload); dense:MxKxN is Y = X Wᵀ with W[N, K]; batch_matmul:BxMxKxN is
@@ -188,6 +188,7 @@ def static_targets(rows: list[dict], trials: int) -> list[dict]:
 def run_dynamic(operators, sweep: list[int], work: Path, save=lambda rows: None, done=()) -> list[dict]:
     from tvm_morello import dynamic as dyn
     from tvm_morello.library import load_library, tune_and_export
+    from tvm_morello.measure.numpy_timer import NumpyTimer
 
     rows = list(done)
     measured = {(row["family"], row["what"]) for row in rows}
@@ -209,7 +210,7 @@ def run_dynamic(operators, sweep: list[int], work: Path, save=lambda rows: None,
             for _ in range(SWEEPS):  # a slow spell of the VM then spoils one pass's timing of a point, not all
                 for m in sweep:
                     best[m][0] = min(best[m][0], time_library(vm, entries, {"m": m}))
-                    best[m][1] = min(best[m][1], numpy.time(workload, {"m": m}))
+                    best[m][1] = min(best[m][1], numpy.time_workload(workload, {"m": m}))
             points = [{"m": m, "seconds": ours, "numpy_seconds": theirs} for m, (ours, theirs) in best.items()]
             ratios = [p["numpy_seconds"] / p["seconds"] for p in points]
             rows.append({"family": family, "what": what, "k": k, "n": n, "tuning_s": tuning, "points": points,

@@ -2,6 +2,8 @@
 import tvm_morello  # noqa: F401  (before tvm)
 
 import json
+import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -140,3 +142,14 @@ def test_a_replan_is_kept_only_when_it_runs_faster():
     said = []
     assert keep_faster([first, first, first], [slower, faster, untimed], said.append) == [first, faster, untimed]
     assert len(said) == 1 and "keeping the first" in said[0]
+
+
+def test_numpy_timer_times_in_a_process_of_its_own():
+    from tvm_morello.measure.numpy_timer import NumpyTimer
+
+    with NumpyTimer() as numpy_timer:
+        plain = numpy_timer.time((4, 32), (32, 16), False)
+        transposed = numpy_timer.time((2, 4, 32), (2, 16, 32), True)  # batched, B stored [b, n, k]
+        pid = numpy_timer.proc.pid
+    assert all(seconds > 0 and math.isfinite(seconds) for seconds in (plain, transposed))
+    assert pid != os.getpid() and numpy_timer.proc.returncode == 0  # the worker ended with the block

@@ -65,7 +65,7 @@ class KernelMeasurer:
     """Builds each micro-kernel once (symbolic), runs it at concrete shapes, commits every run to a
     meta-schedule ``JSONDatabase`` in ``work_dir`` (workload = the unscheduled symbolic PrimFunc)."""
 
-    def __init__(self, target: CpuTarget, work_dir: str | Path, *, number: int = 3, repeat: int = 3,
+    def __init__(self, target: CpuTarget, work_dir: str | Path, *, number: int = 1, repeat: int = 3,
                  min_repeat_ms: int = 40, timeout_s: float = 120.0):
         from tvm.s_tir import meta_schedule as ms
 

@@ -1,0 +1,93 @@
+"""numpy's matmul (OpenBLAS) timed in a persistent process of its own, shape by shape, between TVM timings.
+
+Its own process because TVM's and OpenBLAS's thread pools contend on a small machine; persistent because a sweep
+over m keeps its weight: a fresh process per point regenerated the weight each time (45M random floats, longer
+than timing the point for a 4096 x 11008 weight). This file runs as a script (``python numpy_timer.py``) so that
+the worker imports numpy only, never TVM."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long, so tiny shapes are not timer noise
+
+
+def serve() -> None:
+    """One JSON {"a", "b", "transpose_b"} per stdin line -> best seconds per call on stdout.
+
+    For a transposed B both numpy spellings are timed (the strided view, and a contiguous copy made inside the
+    timed call: numpy's batched matmul on some strided views leaves BLAS) and the faster one counts."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    b_shape = b = None
+    for line in sys.stdin:
+        job = json.loads(line)
+        a = rng.standard_normal(job["a"], dtype=np.float32)
+        if job["b"] != b_shape:
+            b_shape, b = job["b"], rng.standard_normal(job["b"], dtype=np.float32)
+        if job["transpose_b"]:
+            candidates = [lambda a=a, b=b: np.matmul(a, np.swapaxes(b, -1, -2)),
+                          lambda a=a, b=b: np.matmul(a, np.ascontiguousarray(np.swapaxes(b, -1, -2)))]
+        else:
+            candidates = [lambda a=a, b=b: np.matmul(a, b)]
+        print(json.dumps(min(_best_time(run) for run in candidates)), flush=True)
+
+
+def _best_time(run) -> float:
+    run()
+    start = time.perf_counter()
+    run()
+    reps = max(1, int(MIN_TIMED_S / max(time.perf_counter() - start, 1e-7)))
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            run()
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
+class NumpyTimer:
+    """The worker process, asked shape by shape (``with NumpyTimer() as numpy: numpy.time(...)``); the pauses
+    around each request let TVM's thread pool and then OpenBLAS's threads stop spinning before the other side
+    runs."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def time(self, a_shape, b_shape, transpose_b: bool) -> float:
+        """Seconds per call of ``A @ B`` (``A @ Bᵀ`` when ``transpose_b``) on random float32 operands."""
+        time.sleep(0.02)
+        self.proc.stdin.write(json.dumps({"a": list(a_shape), "b": list(b_shape), "transpose_b": transpose_b}) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the numpy timing process exited (code {self.proc.poll()}) on A{tuple(a_shape)} "
+                               f"B{tuple(b_shape)}")
+        time.sleep(0.1)
+        return float(answer)
+
+    def time_workload(self, workload, env) -> float:
+        """Seconds per call of a DynamicWorkload at ``env`` (B as the user holds it)."""
+        a_shape, b_shape = workload.input_shapes(env)
+        return self.time(a_shape, b_shape, workload.transpose_b)
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+    def __enter__(self) -> "NumpyTimer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+if __name__ == "__main__":
+    serve()
