@@ -161,3 +161,21 @@ def test_cli_dense_without_k_names_the_missing_option(tmp_path, capsys):
 
     assert main(["tune-dynamic", "--op", "dense", "--n", "64", "--m-range", "1:8", "--out", str(tmp_path / "x.so")]) == 2
     assert "dense needs --k and --n" in capsys.readouterr().err
+
+
+def test_runner_reuses_an_argument_whose_shape_did_not_change():
+    import tvm
+
+    from tvm_morello.measure.kernels import reuse_unchanged_arguments
+
+    dev = tvm.cpu()
+    first = reuse_unchanged_arguments(dev, [("TENSOR", "float32", [3, 8]), ("TENSOR", "float32", [2, 8, 16]),
+                                            ("TENSOR", "float32", [3, 16])], 1)[0]
+    second = reuse_unchanged_arguments(dev, [("TENSOR", "float32", [5, 8]), ("TENSOR", "float32", [2, 8, 16]),
+                                             ("TENSOR", "float32", [5, 16])], 1)[0]
+    assert second[1] is first[1]  # the weight panel: made and filled once
+    assert tuple(second[0].shape) == (5, 8) and second[0] is not first[0]  # m changed: a new activation
+    assert np.abs(first[1].numpy()).max() > 0  # random-filled, not left as allocated
+    again = reuse_unchanged_arguments(dev, [("TENSOR", "float32", [5, 16]), ("TENSOR", "float32", [2, 8, 16]),
+                                            ("TENSOR", "float32", [5, 8])], 1)[0]
+    assert again[0] is not second[2]  # reuse is per position: an input never aliases another's output

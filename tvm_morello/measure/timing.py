@@ -2,43 +2,14 @@
 process (their thread pools contend)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 
 from ..errors import MorelloError, VerificationError
 from ..spec.operators import Workload
-
-NUMPY_TIMER = textwrap.dedent(
-    """
-    import json, sys, time, numpy as np
-    shapes, transpose = json.loads(sys.argv[1])
-    rng = np.random.default_rng(0)
-    a, b = (rng.uniform(-1, 1, s).astype("float32") for s in shapes)
-    f = (lambda: a @ np.swapaxes(b, -1, -2)) if transpose else (lambda: a @ b)
-    f()
-    number = 1
-    while True:  # enough calls per sample for ~20 ms, so tiny shapes are not timer noise
-        t0 = time.perf_counter()
-        for _ in range(number):
-            f()
-        if time.perf_counter() - t0 > 0.02:
-            break
-        number *= 2
-    samples = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            f()
-        samples.append((time.perf_counter() - t0) / number)
-    print(json.dumps({"seconds": float(np.median(samples))}))
-    """
-)
+from .numpy_timer import NumpyTimer
 
 
 def build_all(schedules, target) -> list:
@@ -75,10 +46,9 @@ def time_kernel(lib, arrays, output_shape, repeat: int = 5, min_seconds: float =
 
 
 def numpy_seconds(input_shapes, transpose_b: bool) -> float:
-    """Seconds per call of numpy's matmul (OpenBLAS) on these shapes, timed in a fresh process."""
-    payload = json.dumps([list(map(list, input_shapes)), transpose_b])
-    out = subprocess.run([sys.executable, "-c", NUMPY_TIMER, payload], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    """Seconds per call of numpy's matmul (OpenBLAS) on these shapes, timed in a process of its own."""
+    with NumpyTimer() as numpy_timer:
+        return numpy_timer.time(*input_shapes, transpose_b)
 
 
 def numpy_gflops(input_shapes, transpose_b: bool, flops: int) -> float:
