@@ -13,6 +13,8 @@ import sys
 import time
 
 MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long, so tiny shapes are not timer noise
+IDLE_WINDOW_S = 0.03  # a process is idle once it used no CPU time for this long (the clock ticks at 10 ms)
+IDLE_TIMEOUT_S = 2.0  # a process busy for longer (work of its own, not a pool spinning down) is not waited for
 
 
 def serve() -> None:
@@ -53,25 +55,45 @@ def _best_time(run) -> float:
     return best
 
 
+def wait_until_idle(process, window_s: float = IDLE_WINDOW_S, timeout_s: float = IDLE_TIMEOUT_S) -> bool:
+    """Wait until ``process`` (a psutil.Process) uses no CPU time for ``window_s``; False after ``timeout_s``.
+
+    A thread pool keeps its threads spinning after a parallel call (TVM's for ~150 ms on Zen 4): on 2 cores the
+    other process's second thread then waits a scheduler slice per call. A fixed 20 ms pause let that contention
+    slow numpy 10-100x at small m (gpt-2's 2x768x3072: 16 ms per call against 0.75 ms alone)."""
+    deadline = time.perf_counter() + timeout_s
+    used = sum(process.cpu_times()[:2])
+    while time.perf_counter() < deadline:
+        time.sleep(window_s)
+        now = sum(process.cpu_times()[:2])
+        if now == used:
+            return True
+        used = now
+    return False
+
+
 class NumpyTimer:
-    """The worker process, asked shape by shape (``with NumpyTimer() as numpy: numpy.time(...)``); the pauses
-    around each request let TVM's thread pool and then OpenBLAS's threads stop spinning before the other side
-    runs."""
+    """The worker process, asked shape by shape (``with NumpyTimer() as numpy: numpy.time(...)``); each request
+    waits until this process's threads (TVM's pool) are idle, and returns once the worker's (OpenBLAS's) are,
+    so that neither side's timing shares the cores with the other's spinning threads."""
 
     def __init__(self) -> None:
+        import psutil
+
         self.proc = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
+        self._this, self._worker = psutil.Process(), psutil.Process(self.proc.pid)
 
     def time(self, a_shape, b_shape, transpose_b: bool) -> float:
         """Seconds per call of ``A @ B`` (``A @ Bᵀ`` when ``transpose_b``) on random float32 operands."""
-        time.sleep(0.02)
+        wait_until_idle(self._this)
         self.proc.stdin.write(json.dumps({"a": list(a_shape), "b": list(b_shape), "transpose_b": transpose_b}) + "\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         if not answer:
             raise RuntimeError(f"the numpy timing process exited (code {self.proc.poll()}) on A{tuple(a_shape)} "
                                f"B{tuple(b_shape)}")
-        time.sleep(0.1)
+        wait_until_idle(self._worker)
         return float(answer)
 
     def time_workload(self, workload, env) -> float:
