@@ -153,3 +153,30 @@ def test_numpy_timer_times_in_a_process_of_its_own():
         pid = numpy_timer.proc.pid
     assert all(seconds > 0 and math.isfinite(seconds) for seconds in (plain, transposed))
     assert pid != os.getpid() and numpy_timer.proc.returncode == 0  # the worker ended with the block
+
+
+def test_wait_until_idle_waits_out_a_busy_process_and_gives_up_on_a_busy_one():
+    """The numpy timer's guard against the other side's spinning thread pool: a process busy for a moment is
+    waited for (and idle afterwards); one that stays busy past the timeout is not."""
+    import time
+
+    import psutil
+
+    from tvm_morello.measure.numpy_timer import wait_until_idle
+
+    def time_of(proc) -> float:
+        return sum(psutil.Process(proc.pid).cpu_times()[:2])
+
+    spin = "import time\nend = time.perf_counter() + {}\nwhile time.perf_counter() < end: pass\ninput()"
+    brief = subprocess.Popen([sys.executable, "-c", spin.format(0.3)], stdin=subprocess.PIPE, text=True)
+    busy = subprocess.Popen([sys.executable, "-c", spin.format(30)], stdin=subprocess.PIPE, text=True)
+    try:
+        assert wait_until_idle(psutil.Process(brief.pid), timeout_s=10.0)
+        used = time_of(brief)
+        time.sleep(0.1)
+        assert used > 0.1 and time_of(brief) == used  # it did spin, and had stopped when the wait returned
+        assert not wait_until_idle(psutil.Process(busy.pid), timeout_s=0.5)
+    finally:
+        for proc in (brief, busy):
+            proc.kill()
+            proc.wait()
