@@ -300,3 +300,26 @@ def test_tuning_shapes_of_two_variables_pair_every_pick_with_the_small_end():
     assert all((b, s) in pairs for b in nbatches for s in seqs)  # a grid
     assert len(seqs) > len(nbatches)  # the variable with more values gets more of the budget
     assert wl.smallest_batch() == 12 and wl.dims({"nbatch": 24, "seq": 5}) == (24, 5, 64, 5)
+
+
+def test_one_variable_plans_rank_every_value_between_sparse_tuning_shapes():
+    """BERT-base's dense 768x3072 over m = batch x seq (batch 1..16, seq 1..128), measured as on Zen 4: its
+    tuning shapes between 8 and 43 are 9 and 26, where 2-row tiles pad less than 4-row ones; the plan must still
+    run the 4-row kernel (faster by 8% per padded row) wherever it pads no more, e.g. m = 12, 16, 24, 32."""
+    from collections import Counter
+
+    from tvm_morello.dynamic.config import TuningConfig
+    from tvm_morello.dynamic.planning import plan_from_measurements
+    from tvm_morello.target import named_target
+
+    calls = Counter(batch * seq for batch in range(1, 17) for seq in range(1, 129))
+    sample = tuple(sorted(calls))
+    wl = dyn.dense(3072, 768, dyn.VarRange(1, 2048, sample, tuple(float(calls[m]) for m in sample)))
+    assert [env["m"] for env in wl.tuning_shapes(64)[0] if 8 < env["m"] < 43] == [9, 26]
+    mr2, mr4 = MicroKernel(2, 64), MicroKernel(4, 64)
+    runs = [Measurement(micro, (("m", m),), seconds, wl.flops({"m": m}) / seconds / 1e9)
+            for micro, m, seconds in ((mr2, 1, 53.3e-6), (mr2, 43, 979.2e-6), (mr2, 2048, 46138.4e-6),
+                                      (mr4, 1, 84.4e-6), (mr4, 43, 903.5e-6), (mr4, 2048, 42798.8e-6))]
+    plan = plan_from_measurements(wl, named_target("znver4"), 64, [mr2, mr4], runs, TuningConfig())
+    kernel_at = {m: plan.kernels[plan.tree.predict_one([m])] for m in (1, 9, 10, 12, 16, 24, 32, 43, 512)}
+    assert kernel_at == {1: mr2, 9: mr2, 10: mr2, 12: mr4, 16: mr4, 24: mr4, 32: mr4, 43: mr4, 512: mr4}
