@@ -269,16 +269,22 @@ def test_serial_kernels_are_measured_at_the_small_end():
     assert max(env["m"] for env in parallel) > 8  # parallel kernels still span the range
 
 
-def test_speed_check_points_are_tuned_shapes_from_the_small_end_to_the_top():
+def test_speed_check_points_are_planned_shapes_from_the_small_end_to_the_top():
+    """A checked shape where the library loses is measured and planned again: it must be one of the shapes the
+    plan ranks kernels at, also for a range with more values than the plan ranks."""
+    from tvm_morello.dynamic.planning import planned_shapes
     from tvm_morello.library.speed import check_points
 
     wl = dyn.dense(64, 64, dyn.VarRange.scaled(1, 128, 16))  # m = 16 T: only multiples of 16 are tuned for
     plan = OperatorPlan(wl, 64, (MicroKernel(1, 16),), DispatchTree(["m"]).fit([[16]], [0]),
                         {"config": {"max_shapes": 64}})
     points = [env["m"] for env in check_points(plan, count=12)]
-    tuned = {env["m"] for env in wl.tuning_shapes(64)[0]}
-    assert len(points) == 12 and set(points) <= tuned
+    assert len(points) == 12 and set(points) <= {env["m"] for env in planned_shapes(wl, 64)[0]}
     assert points[:6] == [16, 32, 48, 64, 80, 96] and points[-1] == 2048
+    wide = dyn.dense(64, 64, (1, 8192))
+    plan = OperatorPlan(wide, 64, plan.kernels, plan.tree, {"config": {"max_shapes": 64}})
+    points = [env["m"] for env in check_points(plan, count=12)]
+    assert set(points) <= {env["m"] for env in planned_shapes(wide, 64)[0]} and points[-1] == 8192
 
 
 def test_tuning_shapes_of_an_unsorted_sample_start_at_its_smallest_values():

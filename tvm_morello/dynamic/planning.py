@@ -27,6 +27,13 @@ less than 4-row ones), ran m = 9..34 on its 2-row kernel: 6-11% behind the 4-row
 (Zen 4); planned on every value it runs the 2-row kernel at m = 9, 10, 13 and 14 only."""
 
 
+def planned_shapes(workload: DynamicWorkload, max_shapes: int) -> tuple[list[dict[str, int]], np.ndarray]:
+    """The shapes (and weights) a plan ranks its kernels at: ``PLANNED_VALUES`` of a single variable, the
+    ``max_shapes`` tuning shapes of several. A check of the library draws its points from them, so that a
+    measured loss is one of the plan's shapes when it is planned again."""
+    return workload.tuning_shapes(max(max_shapes, PLANNED_VALUES) if len(workload.var_names) == 1 else max_shapes)
+
+
 def with_measured(cost: np.ndarray, shapes: Sequence[Mapping[str, int]], micros: Sequence[MicroKernel],
                   measurements: Sequence[Measurement]) -> np.ndarray:
     """The predicted cost matrix [shape, kernel] with every measured (shape, kernel) pair set to its
@@ -45,13 +52,11 @@ def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: 
                            measurements: Sequence[Measurement], config: TuningConfig) -> OperatorPlan:
     """Fit the throughput model, predict every tuning shape's cost per kernel, choose the kernel set by
     greedy set cover and fit the dispatch tree on the resulting labels."""
-    one_variable = len(workload.var_names) == 1
-    shapes, weights = workload.tuning_shapes(max(config.max_shapes, PLANNED_VALUES) if one_variable
-                                             else config.max_shapes)
+    shapes, weights = planned_shapes(workload, config.max_shapes)
     model = ThroughputModel(target.lanes(), target.cores, random_state=config.seed).fit(workload, panel, measurements)
     cost = with_measured(model.predict_seconds(workload, panel, micros, shapes), shapes, micros, measurements)
     chosen = greedy_set_cover(cost, weights, top_k=config.top_k, tolerance=config.tolerance, cap=config.cap)
-    if one_variable:
+    if len(workload.var_names) == 1:
         order = np.argsort([env[workload.var_names[0]] for env in shapes], kind="stable")
         labels = np.empty(len(shapes), dtype=int)
         labels[order] = assign_in_runs(cost[order], chosen, weights[order], slack_s=BRANCH_S,

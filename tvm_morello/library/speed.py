@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..dynamic.plan import OperatorPlan
+from ..dynamic.planning import planned_shapes
 from ..measure.numpy_timer import NumpyTimer
 from ..spec.symbolic import spread_with_small_end
 
@@ -49,10 +50,10 @@ class SpeedCheck:
 
 
 def check_points(plan: OperatorPlan, count: int = 12) -> list[dict[str, int]]:
-    """Shapes to time, among the shapes the plan was tuned for (so a measured loss can correct it): the
+    """Shapes to time, among the shapes the plan was planned on (so a measured loss can correct it): the
     smallest each, then an even spread up to the largest."""
     wl = plan.workload
-    shapes, _ = wl.tuning_shapes(plan.provenance.get("config", {}).get("max_shapes", 64))
+    shapes, _ = planned_shapes(wl, plan.provenance.get("config", {}).get("max_shapes", 64))
     shapes = sorted(shapes, key=wl.flops)
     return [shapes[i] for i in spread_with_small_end(len(shapes), count)]
 
