@@ -50,7 +50,7 @@ def with_measured(cost: np.ndarray, shapes: Sequence[Mapping[str, int]], micros:
 
 def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: int, micros: Sequence[MicroKernel],
                            measurements: Sequence[Measurement], config: TuningConfig) -> OperatorPlan:
-    """Fit the throughput model, predict every tuning shape's cost per kernel, choose the kernel set by
+    """Fit the throughput model, predict every planned shape's cost per kernel, choose the kernel set by
     greedy set cover and fit the dispatch tree on the resulting labels."""
     shapes, weights = planned_shapes(workload, config.max_shapes)
     model = ThroughputModel(target.lanes(), target.cores, random_state=config.seed).fit(workload, panel, measurements)
