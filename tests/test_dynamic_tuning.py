@@ -56,9 +56,12 @@ def test_replan_measures_every_candidate_where_the_library_lost(tmp_path):
     assert set(replanned.tree.kernels_used()) <= set(range(len(replanned.kernels)))
 
 
-def test_interrupted_measurement_resumes_from_the_database(tmp_path):
+def test_interrupted_measurement_resumes_from_the_database(tmp_path, monkeypatch):
     from tvm_morello.codegen.kernel_funcs import choose_panel
 
+    scratch = tmp_path / "tmp"  # where the builder's worker processes put their temporary libraries
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     wl = dyn.dense(64, 64, (1, 40))
     micros = [dyn.MicroKernel(2, 16), dyn.MicroKernel(1, 16, parallel=False)]
     panel = choose_panel(wl, micros, TARGET.lanes())
@@ -70,6 +73,7 @@ def test_interrupted_measurement_resumes_from_the_database(tmp_path):
     assert [m.seconds for m in again[:2]] == [m.seconds for m in first]  # read back, not re-run
     assert again[2].env_dict == {"m": 40} and again[2].seconds > 0
     assert len(resumed.database.get_all_tuning_records()) == 3
+    assert not list(scratch.iterdir())  # every built kernel's temporary directory is gone
 
 
 def test_export_takes_each_kernels_own_record_when_kernels_share_a_workload(tmp_path):

@@ -1,6 +1,8 @@
 """Measure micro-kernels at concrete shapes through meta-schedule's builder and runner; keep the records."""
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -132,25 +134,30 @@ class KernelMeasurer:
             to_build = sorted({jobs[i][0] for i in pending})
             built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, kernel_target(mk, self.target))
                                         for mk in to_build])
-            artifacts = {}
-            for micro, result in zip(to_build, built):
-                if result.error_msg:
-                    stop_if_interrupted()  # Ctrl-C reaches the builder's worker too
-                    raise MorelloError(f"{workload.name}: micro-kernel {micro.key} failed to build: {result.error_msg}")
-                artifacts[micro] = result.artifact_path
-            for i in pending:  # one job per runner call: each run is recorded as soon as it is done
-                stop_if_interrupted()
-                micro, env = jobs[i]
-                info = [ms.arg_info.TensorInfo("float32", shape) for shape in shapes[i]]
-                (future,) = self.runner.run([ms.runner.RunnerInput(artifacts[micro], "cpu", info)])
-                result = future.result()
-                if result.error_msg:
-                    stop_if_interrupted()  # Ctrl-C reaches the runner's worker too
-                    raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: {result.error_msg}")
-                run_secs[i] = [float(s) for s in result.run_secs]
-                self._commit(mods[micro], schedules[micro], run_secs[i], info, kernel_target(micro, self.target))
-                if progress is not None:
-                    progress.update(1)
+            artifacts = {micro: result.artifact_path for micro, result in zip(to_build, built) if result.artifact_path}
+            try:
+                for micro, result in zip(to_build, built):
+                    if result.error_msg:
+                        stop_if_interrupted()  # Ctrl-C reaches the builder's worker too
+                        raise MorelloError(f"{workload.name}: micro-kernel {micro.key} failed to build: "
+                                           f"{result.error_msg}")
+                for i in pending:  # one job per runner call: each run is recorded as soon as it is done
+                    stop_if_interrupted()
+                    micro, env = jobs[i]
+                    info = [ms.arg_info.TensorInfo("float32", shape) for shape in shapes[i]]
+                    (future,) = self.runner.run([ms.runner.RunnerInput(artifacts[micro], "cpu", info)])
+                    result = future.result()
+                    if result.error_msg:
+                        stop_if_interrupted()  # Ctrl-C reaches the runner's worker too
+                        raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: "
+                                           f"{result.error_msg}")
+                    run_secs[i] = [float(s) for s in result.run_secs]
+                    self._commit(mods[micro], schedules[micro], run_secs[i], info, kernel_target(micro, self.target))
+                    if progress is not None:
+                        progress.update(1)
+            finally:  # each build is a temporary directory of its own (export_module)
+                for path in artifacts.values():
+                    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
             stop_if_interrupted()
         return [Measurement(micro, tuple(sorted(env.items())), min(run_secs[i]),
                             workload.flops(env) / min(run_secs[i]) / 1e9) for i, (micro, env) in enumerate(jobs)]
