@@ -98,6 +98,8 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "batch=3 is outside the range 1..2" in done.stdout and "seq=10 is outside the range 1..9" in done.stdout
+    assert "Warning" not in done.stderr  # loading says nothing (it once printed a line per weight)
+    assert sorted(p.name for p in tmp_path.glob("*mlp*")) == ["mlp.json", "mlp.onnx", "mlp.so"]
 
 
 def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):

@@ -6,6 +6,7 @@ replaced by dispatcher calls (weights packed once) -> the rest legalized, fused 
 verified against TVM's untuned build at the ranges' ends and random points -> one .so and its manifest."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,9 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     epilogues = distinct_epilogues(fused)
     executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target), epilogues)
     untuned = vm_runner(tvm.compile(mod, target=target.tvm_target()))
+    # written before any VM runs the executable: a VM's start-up records an empty memory scope for each of its
+    # constants, which an export then saves and every later load prints as a warning (one per weight)
+    staged = _export_unverified(executable, Path(out)) if out is not None else None
     timings["building"] = time.perf_counter() - start
     start = time.perf_counter()
     points = check_points(var_ranges)
@@ -137,22 +141,34 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
         references.append(("ONNX Runtime", onnx_runtime, points))
     say(f"verifying against {' and '.join(name for name, _, _ in references)} ...", flush=True)
     weights = [c.weight.T if c.workload.transpose_b else c.weight for c in calls if c.weight is not None]
-    verification = verify_model(vm_runner(executable), references, func, explain=lambda arrays: locate_mismatch(
-        executable, arrays, plans, epilogues, weights))
-    timings["verifying"] = time.perf_counter() - start
-    say("timing the compiled model ...", flush=True)
-    latency = measure_latency(executable, func, latency_points(var_ranges))
+    try:
+        verification = verify_model(vm_runner(executable), references, func, explain=lambda arrays: locate_mismatch(
+            executable, arrays, plans, epilogues, weights))
+        timings["verifying"] = time.perf_counter() - start
+        say("timing the compiled model ...", flush=True)
+        latency = measure_latency(executable, func, latency_points(var_ranges))
+    except BaseException:  # a mismatch (or Ctrl-C) writes nothing
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        raise
     library = manifest = None
-    if out is not None:
+    if staged is not None:
         library = Path(out)
-        library.parent.mkdir(parents=True, exist_ok=True)
-        executable.export_library(str(library))
+        os.replace(staged, library)
         manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues,
                                             latency), manifest_path(library))
     compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
                              epilogues, latency)
     say(compiled.summary())
     return compiled
+
+
+def _export_unverified(executable, library: Path) -> Path:
+    """``executable`` written beside ``library`` under a hidden name; moved into place once verified."""
+    library.parent.mkdir(parents=True, exist_ok=True)
+    staged = library.with_name(f".{library.stem}.unverified.so")
+    executable.export_library(str(staged))
+    return staged
 
 
 def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target,
