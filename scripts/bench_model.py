@@ -3,9 +3,11 @@
 A BERT-base encoder built here as ONNX (random weights, dynamic ``batch`` and ``seq``; the operators a PyTorch
 export emits), with 1 and 12 layers, compiled by ``compile_model`` for batch 1..16 and seq 1..128, against ONNX
 Runtime (CPUExecutionProvider, all cores), OpenVINO (CPU, f32, latency hint) and TVM 0.27's default build
-(``from_onnx`` + ``tvm.compile``) of the same file. Each runtime runs in a process of its own, one at a time;
-ours is loaded there by plain TVM (``relax.VirtualMachine(tvm.runtime.load_module(...))``), without tvm_morello.
-Outputs are compared with ONNX Runtime's at a few points (max abs error printed).
+(``from_onnx`` + ``tvm.compile``) of the same file. Each runtime runs in a process of its own, one at a time,
+interleaved with the others chunk by chunk of points over several rounds; ours is loaded there by plain TVM
+(``relax.VirtualMachine(tvm.runtime.load_module(...))``), without tvm_morello. Outputs are compared with ONNX
+Runtime's at a few points (max abs error printed). Every point also gets its roofline (its FLOPs at the measured
+FMA peak or its weights at their measured read bandwidth): how far each runtime is from the machine's limit.
 
     python scripts/bench_model.py            # full run: every T for 1 layer at batch 1 and 16, a sweep for 12
     python scripts/bench_model.py --quick    # 1 layer, batch 1..2, seq 1..32, a few T: checks the script works
@@ -25,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
+from roofline import fma_peak_gflops, read_bandwidth_in_own_process  # noqa: E402
 
 RUNTIMES = ("onnxruntime", "openvino", "tvm-default", "tvm-morello")
 ANCHORS = ("onnxruntime", "openvino")
@@ -128,24 +131,33 @@ def compile_ours(model: Path, ranges: dict, out: Path, records: Path) -> float:
     return time.perf_counter() - start
 
 
+def chunks(points, size: int):
+    return [points[i:i + size] for i in range(0, len(points), size)]
+
+
 def measure_model(layers: int, model: Path, library: Path, points, checks, work: Path, seconds: float,
-                  hidden: int, rounds: int) -> tuple[list[dict], dict]:
-    """Every runtime at every point, one process at a time, in ``rounds`` rounds (runtime after runtime): a
-    point keeps its fastest round, so a neighbour's burst on this shared VM does not decide a ratio."""
+                  hidden: int, rounds: int, chunk: int) -> tuple[list[dict], dict]:
+    """Every runtime at every point, one process at a time, interleaved: the points go in chunks of ``chunk``,
+    and each chunk is timed by every runtime in turn (the order rotating), ``rounds`` times over. A point keeps
+    its fastest round, so a slow spell of this shared VM, which lasts minutes, does not decide a ratio: it would
+    have to cover the same chunk in every round, or one runtime's turns only."""
     by_runtime, outputs = {}, {}
-    for _ in range(rounds):
-        for runtime in RUNTIMES:
-            wanted = [p for p in points
-                      if runtime != "tvm-default" or (layers == 1 and tuple(p) in TVM_DEFAULT_POINTS)]
-            if not wanted or (runtime == "tvm-default" and runtime in by_runtime):
-                continue  # TVM's default build: seconds per call, one round
-            rows, outs = run_worker(runtime, model, library if runtime == "tvm-morello" else None, wanted,
-                                    [c for c in checks if c in wanted], work, seconds, hidden)
-            times = by_runtime.setdefault(runtime, {})
-            for r in rows:
-                key = (r["batch"], r["seq"])
-                times[key] = min(times.get(key, float("inf")), r["ms"])
-            outputs.setdefault(runtime, outs)
+    default_points = [p for p in points if layers == 1 and tuple(p) in TVM_DEFAULT_POINTS]
+    if default_points:  # TVM's default build: seconds per call, one pass
+        by_runtime["tvm-default"], outputs["tvm-default"] = run_timed("tvm-default", model, None, default_points,
+                                                                      checks, work, seconds, hidden)
+    timed = [rt for rt in RUNTIMES if rt != "tvm-default"]
+    for round_ in range(rounds):
+        for index, part in enumerate(chunks(points, chunk)):
+            shift = (round_ + index) % len(timed)
+            for runtime in timed[shift:] + timed[:shift]:
+                times, outs = run_timed(runtime, model, library if runtime == "tvm-morello" else None, part,
+                                        [c for c in checks if c in part], work, seconds, hidden)
+                best = by_runtime.setdefault(runtime, {})
+                for key, ms in times.items():
+                    best[key] = min(best.get(key, float("inf")), ms)
+                if round_ == 0:
+                    outputs.setdefault(runtime, {}).update(outs)
     reference = outputs.get("onnxruntime", {})
     errors = {rt: max((float(np.max(np.abs(outs[k] - reference[k]))) for k in outs if k in reference), default=None)
               for rt, outs in outputs.items() if rt != "onnxruntime"}
@@ -162,6 +174,56 @@ def measure_model(layers: int, model: Path, library: Path, points, checks, work:
     for rt, err in errors.items():
         print(f"  {layers} layer(s): max abs error of {rt} vs ONNX Runtime: {err}", flush=True)
     return rows, errors
+
+
+def run_timed(runtime: str, model: Path, library: Path | None, points, checks, work: Path, seconds: float,
+              hidden: int) -> tuple[dict, dict]:
+    """``run_worker``'s rows as {(batch, seq): ms}, and its outputs."""
+    rows, outs = run_worker(runtime, model, library, points, checks, work, seconds, hidden)
+    return {(r["batch"], r["seq"]): r["ms"] for r in rows}, outs
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Roofline: what the machine allows at each point
+
+
+def model_flops(layers: int, batch: int, seq: int, hidden: int = 768, ffn: int = 3072) -> float:
+    """The encoder's matmul FLOPs: four h x h and two h x ffn dense layers per token, attention's two
+    (seq x seq x h) products per sequence."""
+    dense = 2 * batch * seq * (4 * hidden * hidden + 2 * hidden * ffn)
+    attention = 4 * batch * seq * seq * hidden
+    return layers * (dense + attention)
+
+
+def weight_bytes(layers: int, hidden: int = 768, ffn: int = 3072) -> int:
+    return layers * 4 * (4 * hidden * hidden + 2 * hidden * ffn)
+
+
+def add_roofline(rows: list[dict], peak_flops: float, bandwidth: dict[int, float]) -> None:
+    """Each row's roofline time (its FLOPs at the FMA peak or its weights at their read bandwidth, whichever
+    is longer: activations and the other operators ignored, so no runtime can be faster), the faster anchor's
+    time over it (the most any implementation could beat that anchor by) and ours as a fraction of it."""
+    for r in rows:
+        floor = max(model_flops(r["layers"], r["batch"], r["seq"]) / peak_flops,
+                    weight_bytes(r["layers"]) / bandwidth[r["layers"]]) * 1e3
+        r["roofline_ms"] = floor
+        r["ceiling"] = r["best_anchor"] / floor if r.get("best_anchor") else None
+        r["ours_of_roofline"] = floor / r["tvm-morello"] if r.get("tvm-morello") else None
+
+
+def summarize_groups(rows: list[dict]) -> list[dict]:
+    """Per (layers, batch): geomean and worst speedup, geomean ceiling and our geomean fraction of the roofline."""
+    out = []
+    for layers, batch in sorted({(r["layers"], r["batch"]) for r in rows}, reverse=True):
+        sel = [r for r in rows if (r["layers"], r["batch"]) == (layers, batch) and r.get("speedup")]
+        if not sel:
+            continue
+        worst = min(sel, key=lambda r: r["speedup"])
+        out.append({"layers": layers, "batch": batch, "points": len(sel),
+                    "geomean_speedup": geomean([r["speedup"] for r in sel]), "worst_speedup": worst["speedup"],
+                    "worst_seq": worst["seq"], "geomean_ceiling": geomean([r.get("ceiling") for r in sel]) or None,
+                    "geomean_ours_of_roofline": geomean([r.get("ours_of_roofline") for r in sel]) or None})
+    return out
 
 
 def plot(rows, path: Path) -> None:
@@ -195,6 +257,8 @@ def main() -> None:
     parser.add_argument("--model"), parser.add_argument("--library"), parser.add_argument("--points")
     parser.add_argument("--checks"), parser.add_argument("--outputs")
     parser.add_argument("--seconds", type=float, default=0.3)
+    parser.add_argument("--rounds", type=int, default=None, help="passes over every point (default 3, quick 1)")
+    parser.add_argument("--chunk", type=int, default=16, help="points each runtime times per turn")
     parser.add_argument("--hidden", type=int, default=768)
     args = parser.parse_args()
     if args.worker:
@@ -216,7 +280,13 @@ def main() -> None:
         points = {1: [(b, t) for b in (1, 16) for t in range(1, 129)],
                   12: [(b, t) for b in (1, 16) for t in TWELVE_LAYER_SEQS]}
     hi_batch, hi_seq = ranges["batch"][1], ranges["seq"][1]
-    rounds = 1 if args.quick else 2
+    rounds = args.rounds or (1 if args.quick else 3)
+    # the machine's limits first, alone: the FMA peak and the read bandwidth of each model's weights
+    peak_gflops, peak_isa = fma_peak_gflops()
+    bandwidth = {layers: read_bandwidth_in_own_process(weight_bytes(layers) // 4 // 768, 768)
+                 for layers in layer_counts}
+    print(f"FMA peak {peak_gflops} GFLOP/s ({peak_isa}); weights' read bandwidth: "
+          + ", ".join(f"{layers} layer(s) {bw / 1e9:.1f} GB/s" for layers, bw in bandwidth.items()), flush=True)
     compile_seconds, rows, errors = {}, [], {}
     records = work / "records"
     for layers in layer_counts:  # the 12-layer model first, from empty records: its time is the whole tuning
@@ -227,32 +297,53 @@ def main() -> None:
         compile_seconds[layers] = compile_ours(model, ranges, library, records)
         checks = [(1, 1), (1, hi_seq), (hi_batch, hi_seq)]
         model_rows, model_errors = measure_model(layers, model, library, points[layers], checks, work,
-                                                 args.seconds, 768, rounds)
+                                                 args.seconds, 768, rounds, args.chunk)
         rows += model_rows
         errors[layers] = model_errors
 
+    if peak_gflops:
+        add_roofline(rows, peak_gflops * 1e9, bandwidth)
+    capped = [r for r in rows if r.get("ceiling") is not None and r["ceiling"] < 1.1]
+    capped_note = (f"{len(capped)} of {len(rows)} points have a roofline ceiling below 1.1x (there the faster anchor "
+                   "runs within 10% of the machine's limit, so no implementation can be 1.1x faster): "
+                   + ", ".join(f"{r['layers']} layer(s) batch {r['batch']} T={r['seq']} ({r['ceiling']:.2f}x)"
+                               for r in capped[:8]) + (", ..." if len(capped) > 8 else "")) if capped else ""
     speedups = [r["speedup"] for r in rows if r["speedup"]]
     at_top = [r["vs_tvm_default"] for r in rows if r["vs_tvm_default"] and r["seq"] == max(s for _, s in TVM_DEFAULT_POINTS)]
     whole = max(layer_counts)
     targets = [
-        target("worst point vs the faster of ONNX Runtime and OpenVINO", min(speedups) if speedups else None, 1.1, "x"),
+        target("worst point vs the faster of ONNX Runtime and OpenVINO", min(speedups) if speedups else None, 1.1, "x",
+               note=capped_note),
         target("geomean vs the faster of ONNX Runtime and OpenVINO", geomean(speedups), 1.25, "x"),
         target(f"vs TVM's default build at T={max(s for _, s in TVM_DEFAULT_POINTS)}, 1 layer, batch 1",
                at_top[0] if at_top else None, 100, "x"),
         target(f"compile time (tuning included) of the {whole}-layer model, all T and batch sizes",
                compile_seconds[whole], 900, "s", higher_is_better=False),
     ]
-    result = {"machine": machine, "quick": args.quick, "ranges": ranges, "targets": targets,
-              "compile_seconds": compile_seconds, "max_abs_error_vs_onnxruntime": errors, "rows": rows}
+    groups = summarize_groups(rows)
+    result = {"machine": {**machine, "fma_peak_gflops": peak_gflops, "fma_peak_isa": peak_isa,
+                          "weights_read_bandwidth_gb_s": {layers: bw / 1e9 for layers, bw in bandwidth.items()}},
+              "quick": args.quick, "ranges": ranges, "rounds": rounds, "chunk": args.chunk, "targets": targets,
+              "groups": groups, "compile_seconds": compile_seconds, "max_abs_error_vs_onnxruntime": errors,
+              "rows": rows}
     name = "model_quick" if args.quick else "model"
     columns = [("layers", "layers", ""), ("batch", "batch", ""), ("seq", "T", "")] + \
-        [(rt, f"{rt} ms", ".3g") for rt in RUNTIMES] + [("speedup", "best anchor / ours", ".2f")]
+        [(rt, f"{rt} ms", ".3g") for rt in RUNTIMES] + [("speedup", "best anchor / ours", ".2f"),
+                                                         ("roofline_ms", "roofline ms", ".3g"),
+                                                         ("ceiling", "best anchor / roofline", ".2f"),
+                                                         ("ours_of_roofline", "ours: fraction of roofline", ".2f")]
+    group_columns = [("layers", "layers", ""), ("batch", "batch", ""), ("points", "points", ""),
+                     ("geomean_speedup", "geomean best anchor / ours", ".2f"),
+                     ("worst_speedup", "worst", ".2f"), ("worst_seq", "at T", ""),
+                     ("geomean_ceiling", "geomean best anchor / roofline", ".2f"),
+                     ("geomean_ours_of_roofline", "ours: geomean fraction of roofline", ".2f")]
     shown = [r for r in rows if r["layers"] != 1 or r["seq"] in (1, 2, 4, 8, 16, 32, 64, 96, 128) or args.quick]
     markdown = "\n\n".join([
         f"# Whole models: BERT-base encoder from ONNX{' (quick)' if args.quick else ''}",
         f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Ranges "
-        f"compiled for: {ranges}. Each runtime in its own process, one at a time, in {rounds} round(s) (a point keeps "
-        f"its fastest); ONNX Runtime with "
+        f"compiled for: {ranges}. Each runtime in its own process, one at a time, interleaved: chunks of "
+        f"{args.chunk} points, each timed by every runtime in turn (the order rotating), {rounds} round(s) (a point "
+        f"keeps its fastest); ONNX Runtime with "
         f"{machine['cores']} intra-op threads, OpenVINO CPU f32 latency hint, TVM's default build at a few "
         "points only (seconds per call); OpenVINO compiled afresh for each shape (after a first call at seq = 1 its "
         "dynamic-shape model returned wrong results at seq = 32 here). Compile times (ours, tuning included): "
@@ -261,6 +352,13 @@ def main() -> None:
         + "; ".join(f"{layers} layer(s): " + ", ".join(f"{rt} {e:.2g}" for rt, e in errs.items() if e is not None)
                     for layers, errs in errors.items()) + ".",
         "## Targets", targets_table(targets),
+        *([f"Note on the worst point: {capped_note}."] if capped_note else []),
+        "## Per model and batch size",
+        f"Roofline: a point's FLOPs at the FMA peak ({peak_gflops} GFLOP/s, {peak_isa}) or its weights at their read "
+        "bandwidth (" + ", ".join(f"{layers} layer(s): {bw / 1e9:.1f} GB/s" for layers, bw in bandwidth.items())
+        + "), whichever is longer; activations and the other operators are left out, so no runtime beats it. "
+        "'best anchor / roofline' is the most any implementation could beat the faster anchor by.",
+        markdown_table(groups, group_columns),
         "## Latency" + ("" if args.quick else " (1 layer: T = 1, 2, 4, ..., 128 shown; every T in model.json)"),
         markdown_table(shown, columns), f"![latency]({name}.png)"])
     write_results(name, result, markdown)

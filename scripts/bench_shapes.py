@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_strategy  # noqa: E402
 from bench_dynamic import time_library  # noqa: E402
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
+from roofline import read_bandwidth_in_own_process  # noqa: E402
 
 # (model family, what the matmul is, workload); dense:MxKxN is Y = X Wᵀ with W[N, K]; batch_matmul:BxMxKxN is
 # Z[b] = X[b] Y[b]ᵀ with Y[B, N, K]. Sources: the models' config.json on the Hugging Face hub.
@@ -92,36 +93,6 @@ def is_gemv(workload: str) -> bool:
     return kind == "dense" and shape[0] == 1
 
 
-# ---- bandwidth probe -------------------------------------------------------------------------------------------
-
-
-def read_bandwidth(rows: int, cols: int) -> float:
-    """Bytes per second a parallel, vectorised sum over every row of an fp32 [rows, cols] array reads (the weight
-    footprint of a GEMV), timed like a kernel: the array stays where repeated calls leave it (L3 or DRAM)."""
-    import tvm_morello  # before tvm: sets its thread count
-
-    import numpy as np
-    import tvm
-    from tvm import te
-
-    cpu = tvm_morello.resolve_target(None)
-    w = te.placeholder((rows, cols), name="W")
-    k = te.reduce_axis((0, cols), "k")
-    out = te.compute((rows,), lambda i: te.sum(w[i, k], axis=k), name="S")
-    sch = tvm.s_tir.Schedule(te.create_prim_func([w, out]))
-    block = sch.get_sblock("S")
-    i, kk = sch.get_loops(block)
-    sch.parallel(i)
-    ko, ki = sch.split(kk, [None, cpu.lanes()])
-    rf = sch.rfactor(ki, 1)
-    sch.vectorize(sch.get_loops(rf)[-1])
-    lib = tvm.compile(sch.mod, target=cpu.tvm_target())
-    dev = tvm.cpu()
-    args = [tvm.runtime.tensor(np.ones((rows, cols), "float32"), dev), tvm.runtime.tensor(np.zeros(rows, "float32"), dev)]
-    seconds = min(lib.mod.time_evaluator("main", dev, number=5, repeat=5, min_repeat_ms=50)(*args).results)
-    return rows * cols * 4 / seconds
-
-
 # ---- static part -------------------------------------------------------------------------------------------------
 
 
@@ -149,21 +120,11 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
             seconds = bench_strategy.flops(workload) / (entry[f"morello_{max(checkpoints)}_gflops"] * 1e9)
             entry["weight_bytes"] = 4 * k * n
             entry["gemv_bytes_per_s"] = entry["weight_bytes"] / seconds
-            entry["probe_bytes_per_s"] = probe_in_own_process(n, k)
+            entry["probe_bytes_per_s"] = read_bandwidth_in_own_process(n, k)
             entry["gemv_bandwidth_fraction"] = entry["gemv_bytes_per_s"] / entry["probe_bytes_per_s"]
         rows.append(entry)
         save(rows)
     return rows
-
-
-def probe_in_own_process(rows: int, cols: int) -> float:
-    """The bandwidth probe in a process of its own (like every other timing here)."""
-    import subprocess
-
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import bench_shapes; "
-            f"print(bench_shapes.read_bandwidth({rows}, {cols}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def static_targets(rows: list[dict], trials: int) -> list[dict]:

@@ -10,7 +10,6 @@ warm, memo table size and compression, and the machine's FMA peak.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ import tvm_morello  # noqa: F401  (threads before tvm)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
+from roofline import fma_peak_gflops  # noqa: E402
 
 from tvm_morello.measure.timing import numpy_gflops  # noqa: E402
 from tvm_morello.spec.operators import make_workload  # noqa: E402
@@ -44,19 +44,6 @@ SHAPES = [
 QUICK_SHAPES = [("dense", (128, 768, 768)), ("dense", (16, 768, 768)), ("batch_matmul", (12, 128, 64, 128))]
 PREPACK_WIDTH = 64
 TIMING_ROUNDS = 5  # each candidate is timed this often, in turn with the others; its median counts
-
-
-def fma_peak_gflops() -> tuple[float | None, str | None]:
-    """The FMA peak in the host's widest ISA (``fma_peak.c`` picks AVX-512 or AVX2 at run time), and that ISA."""
-    source = Path(__file__).with_name("fma_peak.c")
-    binary = Path(tempfile.mkdtemp()) / "fma_peak"
-    try:
-        subprocess.run(["gcc", "-O3", "-fopenmp", str(source), "-o", str(binary)], check=True)
-        out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.split()
-        return float(out[0]), out[1]
-    except (OSError, subprocess.CalledProcessError, IndexError, ValueError) as err:
-        print(f"no FMA peak: {err}", file=sys.stderr)
-        return None, None
 
 
 def synthesis_seconds(workload, top_k: int) -> dict:
