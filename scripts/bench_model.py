@@ -92,7 +92,7 @@ def worker(args) -> None:
         x = np.random.default_rng(batch * 1000 + seq).uniform(-1, 1, (batch, seq, args.hidden)).astype("float32")
         y = run(x)  # warm-up
         times, budget = [], time.perf_counter() + args.seconds
-        while len(times) < 3 or (time.perf_counter() < budget and len(times) < 50):
+        while len(times) < 3 or (time.perf_counter() < budget and len(times) < 1000):
             start = time.perf_counter()
             run(x)
             times.append(time.perf_counter() - start)
@@ -253,6 +253,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work-dir", default=None, help="models, libraries and records (default: a temporary one)")
+    parser.add_argument("--from-json", default=None, metavar="JSON",
+                        help="write the report again from an earlier run's model[_quick].json, measuring nothing")
     parser.add_argument("--worker", choices=RUNTIMES)
     parser.add_argument("--model"), parser.add_argument("--library"), parser.add_argument("--points")
     parser.add_argument("--checks"), parser.add_argument("--outputs")
@@ -264,7 +266,11 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    report(json.loads(Path(args.from_json).read_text()) if args.from_json else measure(args))
 
+
+def measure(args) -> dict:
+    """Compile and time every model at every point: the run's raw results."""
     import onnx
 
     from tvm_morello.testing import bert_encoder_onnx
@@ -300,7 +306,24 @@ def main() -> None:
                                                  args.seconds, 768, rounds, args.chunk)
         rows += model_rows
         errors[layers] = model_errors
+    return {"machine": {**machine, "fma_peak_gflops": peak_gflops, "fma_peak_isa": peak_isa,
+                        "probe_read_bandwidth_gb_s": {layers: bw / 1e9 for layers, bw in bandwidth.items()}},
+            "quick": args.quick, "ranges": ranges, "rounds": rounds, "chunk": args.chunk,
+            "compile_seconds": compile_seconds, "max_abs_error_vs_onnxruntime": errors, "rows": rows}
 
+
+def report(result: dict) -> None:
+    """Roofline, targets, tables and plot of a run's results -> benchmarks/model[_quick].{json,md,png}."""
+    machine, rows, quick = result["machine"], result["rows"], result["quick"]
+    compile_seconds = {int(k): v for k, v in result["compile_seconds"].items()}
+    errors = {int(k): v for k, v in result["max_abs_error_vs_onnxruntime"].items()}
+    probe = {int(k): v * 1e9 for k, v in machine["probe_read_bandwidth_gb_s"].items()}
+    # a runtime that streamed a model's weights faster than the probe read them shows the probe fell short
+    streamed = {layers: max(weight_bytes(layers) / (r[rt] / 1e3) for r in rows if r["layers"] == layers
+                            for rt in ANCHORS + ("tvm-morello",) if r.get(rt))
+                for layers in probe}
+    bandwidth = {layers: max(probe[layers], streamed[layers]) for layers in probe}
+    peak_gflops, peak_isa = machine["fma_peak_gflops"], machine["fma_peak_isa"]
     if peak_gflops:
         add_roofline(rows, peak_gflops * 1e9, bandwidth)
     capped = [r for r in rows if r.get("ceiling") is not None and r["ceiling"] < 1.1]
@@ -309,24 +332,21 @@ def main() -> None:
                    + ", ".join(f"{r['layers']} layer(s) batch {r['batch']} T={r['seq']} ({r['ceiling']:.2f}x)"
                                for r in capped[:8]) + (", ..." if len(capped) > 8 else "")) if capped else ""
     speedups = [r["speedup"] for r in rows if r["speedup"]]
-    at_top = [r["vs_tvm_default"] for r in rows if r["vs_tvm_default"] and r["seq"] == max(s for _, s in TVM_DEFAULT_POINTS)]
-    whole = max(layer_counts)
+    top_seq = max(s for _, s in TVM_DEFAULT_POINTS)
+    at_top = [r["vs_tvm_default"] for r in rows if r["vs_tvm_default"] and r["seq"] == top_seq]
+    whole = max(compile_seconds)
     targets = [
         target("worst point vs the faster of ONNX Runtime and OpenVINO", min(speedups) if speedups else None, 1.1, "x",
                note=capped_note),
         target("geomean vs the faster of ONNX Runtime and OpenVINO", geomean(speedups), 1.25, "x"),
-        target(f"vs TVM's default build at T={max(s for _, s in TVM_DEFAULT_POINTS)}, 1 layer, batch 1",
-               at_top[0] if at_top else None, 100, "x"),
+        target(f"vs TVM's default build at T={top_seq}, 1 layer, batch 1", at_top[0] if at_top else None, 100, "x"),
         target(f"compile time (tuning included) of the {whole}-layer model, all T and batch sizes",
                compile_seconds[whole], 900, "s", higher_is_better=False),
     ]
     groups = summarize_groups(rows)
-    result = {"machine": {**machine, "fma_peak_gflops": peak_gflops, "fma_peak_isa": peak_isa,
-                          "weights_read_bandwidth_gb_s": {layers: bw / 1e9 for layers, bw in bandwidth.items()}},
-              "quick": args.quick, "ranges": ranges, "rounds": rounds, "chunk": args.chunk, "targets": targets,
-              "groups": groups, "compile_seconds": compile_seconds, "max_abs_error_vs_onnxruntime": errors,
-              "rows": rows}
-    name = "model_quick" if args.quick else "model"
+    result = {**result, "machine": {**machine, "read_bandwidth_gb_s": {k: v / 1e9 for k, v in bandwidth.items()}},
+              "targets": targets, "groups": groups}
+    name = "model_quick" if quick else "model"
     columns = [("layers", "layers", ""), ("batch", "batch", ""), ("seq", "T", "")] + \
         [(rt, f"{rt} ms", ".3g") for rt in RUNTIMES] + [("speedup", "best anchor / ours", ".2f"),
                                                          ("roofline_ms", "roofline ms", ".3g"),
@@ -337,14 +357,16 @@ def main() -> None:
                      ("worst_speedup", "worst", ".2f"), ("worst_seq", "at T", ""),
                      ("geomean_ceiling", "geomean best anchor / roofline", ".2f"),
                      ("geomean_ours_of_roofline", "ours: geomean fraction of roofline", ".2f")]
-    shown = [r for r in rows if r["layers"] != 1 or r["seq"] in (1, 2, 4, 8, 16, 32, 64, 96, 128) or args.quick]
+    shown = [r for r in rows if r["layers"] != 1 or r["seq"] in (1, 2, 4, 8, 16, 32, 64, 96, 128) or quick]
+    bandwidth_text = ", ".join(f"{layers} layer(s): {bw / 1e9:.1f} GB/s (probe {probe[layers] / 1e9:.1f})"
+                               for layers, bw in bandwidth.items())
     markdown = "\n\n".join([
-        f"# Whole models: BERT-base encoder from ONNX{' (quick)' if args.quick else ''}",
+        f"# Whole models: BERT-base encoder from ONNX{' (quick)' if quick else ''}",
         f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Ranges "
-        f"compiled for: {ranges}. Each runtime in its own process, one at a time, interleaved: chunks of "
-        f"{args.chunk} points, each timed by every runtime in turn (the order rotating), {rounds} round(s) (a point "
-        f"keeps its fastest); ONNX Runtime with "
-        f"{machine['cores']} intra-op threads, OpenVINO CPU f32 latency hint, TVM's default build at a few "
+        f"compiled for: {result['ranges']}. Each runtime in its own process, one at a time, interleaved: chunks of "
+        f"{result['chunk']} points, each timed by every runtime in turn (the order rotating), {result['rounds']} "
+        f"round(s) (a point keeps its fastest); inputs and outputs are numpy arrays for every runtime; ONNX Runtime "
+        f"with {machine['cores']} intra-op threads, OpenVINO CPU f32 latency hint, TVM's default build at a few "
         "points only (seconds per call); OpenVINO compiled afresh for each shape (after a first call at seq = 1 its "
         "dynamic-shape model returned wrong results at seq = 32 here). Compile times (ours, tuning included): "
         + ", ".join(f"{layers} layer(s) {s:.0f} s" for layers, s in compile_seconds.items())
@@ -355,11 +377,11 @@ def main() -> None:
         *([f"Note on the worst point: {capped_note}."] if capped_note else []),
         "## Per model and batch size",
         f"Roofline: a point's FLOPs at the FMA peak ({peak_gflops} GFLOP/s, {peak_isa}) or its weights at their read "
-        "bandwidth (" + ", ".join(f"{layers} layer(s): {bw / 1e9:.1f} GB/s" for layers, bw in bandwidth.items())
-        + "), whichever is longer; activations and the other operators are left out, so no runtime beats it. "
+        f"bandwidth ({bandwidth_text}: the faster of a parallel row-sum probe over the same bytes and the fastest "
+        "any runtime streamed them here), whichever is longer; activations and the other operators are left out. "
         "'best anchor / roofline' is the most any implementation could beat the faster anchor by.",
         markdown_table(groups, group_columns),
-        "## Latency" + ("" if args.quick else " (1 layer: T = 1, 2, 4, ..., 128 shown; every T in model.json)"),
+        "## Latency" + ("" if quick else " (1 layer: T = 1, 2, 4, ..., 128 shown; every T in model.json)"),
         markdown_table(shown, columns), f"![latency]({name}.png)"])
     write_results(name, result, markdown)
     plot(rows, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.png")
