@@ -363,7 +363,7 @@ def report(result: dict) -> None:
     markdown = "\n\n".join([
         f"# Whole models: BERT-base encoder from ONNX{' (quick)' if quick else ''}",
         f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Ranges "
-        f"compiled for: {result['ranges']}. Each runtime in its own process, one at a time, interleaved: chunks of "
+        f"compiled for: {', '.join(f'{k} {lo}..{hi}' for k, (lo, hi) in result['ranges'].items())}. Each runtime in its own process, one at a time, interleaved: chunks of "
         f"{result['chunk']} points, each timed by every runtime in turn (the order rotating), {result['rounds']} "
         f"round(s) (a point keeps its fastest); inputs and outputs are numpy arrays for every runtime; ONNX Runtime "
         f"with {machine['cores']} intra-op threads, OpenVINO CPU f32 latency hint, TVM's default build at a few "
