@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import queue
+import shutil
 import signal
 import sys
 import tempfile
@@ -45,6 +46,13 @@ def export_module(rt_mod: tvm.runtime.Module) -> str:
     path = os.path.join(tempfile.mkdtemp(prefix="tvm_morello_build_"), "candidate.so")
     rt_mod.export_library(path)
     return path
+
+
+def remove_export(artifact_path: str | None) -> None:
+    """Delete the temporary directory ``export_module`` wrote a build into (nothing for a failed build); a
+    library already loaded stays mapped."""
+    if artifact_path:
+        shutil.rmtree(os.path.dirname(artifact_path), ignore_errors=True)
 
 
 @derived_object

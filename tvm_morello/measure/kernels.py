@@ -1,8 +1,6 @@
 """Measure micro-kernels at concrete shapes through meta-schedule's builder and runner; keep the records."""
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -113,6 +111,8 @@ class KernelMeasurer:
         resumes where it stopped); a kernel that fails to build or run raises MorelloError."""
         from tvm.s_tir import meta_schedule as ms
 
+        from .builder import remove_export
+
         micros = sorted({micro for micro, _ in jobs})
         schedules = {micro: kernel_schedule(workload, micro, panel, self.target) for micro in micros}
         mods = {micro: kernel_workload_mod(workload, micro, panel, self.target) for micro in micros}
@@ -155,9 +155,9 @@ class KernelMeasurer:
                     self._commit(mods[micro], schedules[micro], run_secs[i], info, kernel_target(micro, self.target))
                     if progress is not None:
                         progress.update(1)
-            finally:  # each build is a temporary directory of its own (export_module)
+            finally:
                 for path in artifacts.values():
-                    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+                    remove_export(path)
             stop_if_interrupted()
         return [Measurement(micro, tuple(sorted(env.items())), min(run_secs[i]),
                             workload.flops(env) / min(run_secs[i]) / 1e9) for i, (micro, env) in enumerate(jobs)]

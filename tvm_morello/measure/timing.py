@@ -2,9 +2,6 @@
 process (their thread pools contend)."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 
 from ..errors import MorelloError, VerificationError
@@ -19,20 +16,21 @@ def build_all(schedules, target) -> list:
     from tvm.s_tir.meta_schedule.builder import BuilderInput
 
     from ..target import usable_cores
-    from .builder import FastBuilder
+    from .builder import FastBuilder, remove_export
 
     builder = FastBuilder(max_workers=usable_cores())
     try:
         results = builder.build([BuilderInput(s.mod, target.tvm_target()) for s in schedules])
     finally:
         builder.close()
-    failed = [r.error_msg for r in results if r.error_msg is not None]
-    if failed:
-        raise MorelloError(f"{len(failed)} of {len(results)} programs failed to build; first: {failed[0]}")
-    libs = [tvm.runtime.load_module(r.artifact_path) for r in results]
-    for result in results:  # a loaded library stays mapped: its temporary directory can go
-        shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
-    return libs
+    try:
+        failed = [r.error_msg for r in results if r.error_msg is not None]
+        if failed:
+            raise MorelloError(f"{len(failed)} of {len(results)} programs failed to build; first: {failed[0]}")
+        return [tvm.runtime.load_module(r.artifact_path) for r in results]
+    finally:
+        for result in results:
+            remove_export(result.artifact_path)
 
 
 def time_kernel(lib, arrays, output_shape, repeat: int = 5, min_seconds: float = 0.2) -> float:
