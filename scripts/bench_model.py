@@ -104,7 +104,8 @@ def worker(args) -> None:
 
 
 def run_worker(runtime: str, model: Path, library: Path | None, points, checks, out_dir: Path,
-               seconds: float, hidden: int) -> tuple[list[dict], dict]:
+               seconds: float, hidden: int) -> tuple[dict, dict]:
+    """``runtime``'s times in a process of its own, {(batch, seq): ms}, and its outputs at ``checks``."""
     outputs = out_dir / f"{runtime}-{model.stem}.npz"
     command = [sys.executable, __file__, "--worker", runtime, "--model", str(model), "--points", json.dumps(points),
                "--checks", json.dumps(checks), "--outputs", str(outputs), "--seconds", str(seconds),
@@ -113,9 +114,9 @@ def run_worker(runtime: str, model: Path, library: Path | None, points, checks, 
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  {runtime} failed:\n{done.stderr[-2000:]}", flush=True)
-        return [], {}
+        return {}, {}
     rows = json.loads(done.stdout.strip().splitlines()[-1])
-    return rows, dict(np.load(outputs))
+    return {(r["batch"], r["seq"]): r["ms"] for r in rows}, dict(np.load(outputs))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -144,15 +145,15 @@ def measure_model(layers: int, model: Path, library: Path, points, checks, work:
     by_runtime, outputs = {}, {}
     default_points = [p for p in points if layers == 1 and tuple(p) in TVM_DEFAULT_POINTS]
     if default_points:  # TVM's default build: seconds per call, one pass
-        by_runtime["tvm-default"], outputs["tvm-default"] = run_timed("tvm-default", model, None, default_points,
-                                                                      checks, work, seconds, hidden)
+        by_runtime["tvm-default"], outputs["tvm-default"] = run_worker("tvm-default", model, None, default_points,
+                                                                       checks, work, seconds, hidden)
     timed = [rt for rt in RUNTIMES if rt != "tvm-default"]
     for round_ in range(rounds):
         for index, part in enumerate(chunks(points, chunk)):
             shift = (round_ + index) % len(timed)
             for runtime in timed[shift:] + timed[:shift]:
-                times, outs = run_timed(runtime, model, library if runtime == "tvm-morello" else None, part,
-                                        [c for c in checks if c in part], work, seconds, hidden)
+                times, outs = run_worker(runtime, model, library if runtime == "tvm-morello" else None, part,
+                                         [c for c in checks if c in part], work, seconds, hidden)
                 best = by_runtime.setdefault(runtime, {})
                 for key, ms in times.items():
                     best[key] = min(best.get(key, float("inf")), ms)
@@ -174,13 +175,6 @@ def measure_model(layers: int, model: Path, library: Path, points, checks, work:
     for rt, err in errors.items():
         print(f"  {layers} layer(s): max abs error of {rt} vs ONNX Runtime: {err}", flush=True)
     return rows, errors
-
-
-def run_timed(runtime: str, model: Path, library: Path | None, points, checks, work: Path, seconds: float,
-              hidden: int) -> tuple[dict, dict]:
-    """``run_worker``'s rows as {(batch, seq): ms}, and its outputs."""
-    rows, outs = run_worker(runtime, model, library, points, checks, work, seconds, hidden)
-    return {(r["batch"], r["seq"]): r["ms"] for r in rows}, outs
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -363,7 +357,8 @@ def report(result: dict) -> None:
     markdown = "\n\n".join([
         f"# Whole models: BERT-base encoder from ONNX{' (quick)' if quick else ''}",
         f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Ranges "
-        f"compiled for: {', '.join(f'{k} {lo}..{hi}' for k, (lo, hi) in result['ranges'].items())}. Each runtime in its own process, one at a time, interleaved: chunks of "
+        f"compiled for: {', '.join(f'{k} {lo}..{hi}' for k, (lo, hi) in result['ranges'].items())}. Each runtime in "
+        "its own process, one at a time, interleaved: chunks of "
         f"{result['chunk']} points, each timed by every runtime in turn (the order rotating), {result['rounds']} "
         f"round(s) (a point keeps its fastest); inputs and outputs are numpy arrays for every runtime; ONNX Runtime "
         f"with {machine['cores']} intra-op threads, OpenVINO CPU f32 latency hint, TVM's default build at a few "
