@@ -269,6 +269,32 @@ def test_serial_kernels_are_measured_at_the_small_end():
     assert max(env["m"] for env in parallel) > 8  # parallel kernels still span the range
 
 
+def test_costly_throughput_runs_are_made_only_for_kernels_that_screened_well():
+    from tvm_morello.dynamic.jobs import TuningJobs, worth_throughput_runs
+    from tvm_morello.measure.kernels import Measurement
+
+    good, slow, unscreened = MicroKernel(4, 64), MicroKernel(1, 16), MicroKernel(8, 32)
+
+    def jobs(k, n):
+        wl = dyn.dense(n, k, (1, 512))
+        throughput = tuple((mk, {"m": 512}) for mk in (good, slow, unscreened))
+        return TuningJobs(wl, (good, slow, unscreened), 64, (), throughput, 0.0)
+
+    screened = [Measurement(good, (("m", 1),), 1e-3, 30.0), Measurement(good, (("m", 32),), 1e-2, 190.0),
+                Measurement(slow, (("m", 32),), 4e-2, 47.0)]  # 47 GFLOP/s: below 0.75 of the best
+    # Llama-2's FFN down: the slow kernel's run at m = 512 would take ~1 s per call, so it is skipped
+    big = worth_throughput_runs(jobs(11008, 4096), screened, cores=2, keep=0.75, repeat_s=0.04)
+    assert [mk for mk, _ in big] == [good, unscreened]
+    # a small operator's run is shorter than one repeat: made whatever the kernel (skipping saves nothing)
+    small = worth_throughput_runs(jobs(64, 64), screened, cores=2, keep=0.75, repeat_s=0.04)
+    assert [mk for mk, _ in small] == [good, slow, unscreened]
+    # a screening run too short to time throughput judges nothing
+    short = [Measurement(mk, (("m", 1),), 5e-5, gflops) for mk, gflops in ((good, 190.0), (slow, 47.0))]
+    assert len(worth_throughput_runs(jobs(11008, 4096), short, cores=2, keep=0.75, repeat_s=0.04)) == 3
+    # with a lenient threshold every kernel screens well enough
+    assert len(worth_throughput_runs(jobs(11008, 4096), screened, cores=2, keep=0.2, repeat_s=0.04)) == 3
+
+
 def test_speed_check_points_are_planned_shapes_from_the_small_end_to_the_top():
     """A checked shape where the library loses is measured and planned again: it must be one of the shapes the
     plan ranks kernels at, also for a range with more values than the plan ranks."""

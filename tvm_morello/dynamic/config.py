@@ -13,6 +13,8 @@ class TuningConfig:
     max_candidates : micro-kernels measured per operator (an even spread of the candidates); None = all.
     candidate_source : "auto", "dp" or "hardware" (see ``candidate_microkernels``).
     shapes_per_kernel : concrete shapes each candidate is measured at (best-adapted shape first).
+    throughput_keep : a parallel kernel is run at its best-adapted (largest, costliest) shape only if, at its
+        screening runs, it reaches this fraction of the best kernel's normalised speed (``worth_throughput_runs``).
     max_shapes : tuning shapes per operator the cost model ranks kernels on.
     cap : most kernels one operator's library may contain. The greedy cover takes the kernels covering the
         most shape weight first, so at a tight cap the few smallest shapes (little weight, but the ones where
@@ -32,6 +34,7 @@ class TuningConfig:
     max_candidates: int | None = 8
     candidate_source: str = "auto"
     shapes_per_kernel: int = 3
+    throughput_keep: float = 0.75
     max_shapes: int = 64
     cap: int = 6
     top_k: int = 1

@@ -12,7 +12,7 @@ from ..measure.kernels import KernelMeasurer, Measurement
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, require_host, resolve_target
 from .config import TuningConfig
-from .jobs import TuningJobs, plan_jobs
+from .jobs import TuningJobs, plan_jobs, worth_throughput_runs
 from .plan import OperatorPlan
 from .planning import plan_from_measurements
 from .summary import summary_table
@@ -20,7 +20,8 @@ from .summary import summary_table
 
 def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasurer, config: TuningConfig,
                   progress=None) -> OperatorPlan:
-    """Measure the planned runs (through ``measurer``) and turn them into a plan.
+    """Measure the planned runs (through ``measurer``: the screening runs, then the throughput runs of the kernels
+    worth them) and turn them into a plan.
 
     The runs do not join the stored calibration of the CPU (``cost.store``), unlike MorelloSearch's. Tried: each
     run as the Morello program with its kernel's loop nest (Zen 4, 2026-12-06): one set of affine constants cannot
@@ -31,7 +32,14 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
     workload = planned.workload
     if progress is not None:
         progress.set_description(f"tuning {workload.name}")
-    measurements = measurer.measure(workload, planned.panel, planned.jobs, progress)
+    measurements = measurer.measure(workload, planned.panel, planned.screening, progress)
+    throughput = worth_throughput_runs(planned, measurements, target.cores, config.throughput_keep,
+                                       config.min_repeat_ms / 1e3)
+    if progress is not None and len(throughput) < len(planned.throughput):
+        progress.total -= len(planned.throughput) - len(throughput)
+        progress.refresh()
+    if throughput:
+        measurements += measurer.measure(workload, planned.panel, throughput, progress)
     plan = plan_from_measurements(workload, target, planned.panel, list(planned.micros), measurements, config)
     plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
     plan.provenance["database"] = str(measurer.work_dir)

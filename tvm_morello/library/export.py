@@ -46,23 +46,44 @@ def compile_library(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_fun
     return executable
 
 
-def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str | Path, *, kernel_funcs=None,
-                   random_per_region: int = 2, speed_points: int = 0) -> ExportedLibrary:
-    """Compile, verify every dispatch region (raises VerificationError, writing nothing, on a mismatch),
-    then write ``path`` (.so) and the manifest beside it (same name, .json).
+@dataclass(frozen=True)
+class CheckedLibrary:
+    """A compiled library of ``plans`` that passed verification, not yet written."""
+
+    plans: tuple[OperatorPlan, ...]
+    executable: object
+    verification: VerificationReport
+
+
+def checked_library(plans: Sequence[OperatorPlan], target: CpuTarget, *, kernel_funcs=None,
+                    random_per_region: int = 2, speed_points: int = 0) -> CheckedLibrary:
+    """Compile and verify every dispatch region (raises VerificationError on a mismatch).
 
     The kernels are the traces the tuner measured (``measured_kernels``) unless ``kernel_funcs`` maps (operator,
     kernel index) to PrimFuncs of its own. With ``speed_points`` each operator is also timed against numpy at that
-    many shapes (``speed.check_speed``); the results go into its provenance and the manifest."""
-    path = Path(path)
+    many shapes (``speed.check_speed``); the results go into its provenance and so into the manifest."""
     executable = compile_library(plans, target, measured_kernels(plans, target) if kernel_funcs is None else kernel_funcs)
     report = verify_library(executable, plans, random_per_region=random_per_region)
     if speed_points:
         record_speed(executable, plans, speed_points)
+    return CheckedLibrary(tuple(plans), executable, report)
+
+
+def write_library(checked: CheckedLibrary, target: CpuTarget, path: str | Path) -> ExportedLibrary:
+    """Write ``path`` (.so) and the manifest beside it (same name, .json)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    executable.export_library(str(path))
-    manifest = write_manifest(build_manifest(plans, target, path, report.to_json()), manifest_path(path))
-    return ExportedLibrary(path, manifest, report)
+    checked.executable.export_library(str(path))
+    manifest = build_manifest(checked.plans, target, path, checked.verification.to_json())
+    return ExportedLibrary(path, write_manifest(manifest, manifest_path(path)), checked.verification)
+
+
+def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str | Path, *, kernel_funcs=None,
+                   random_per_region: int = 2, speed_points: int = 0) -> ExportedLibrary:
+    """Compile, verify (writing nothing on a mismatch), then write ``path`` (.so) and its manifest
+    (``checked_library``, ``write_library``)."""
+    return write_library(checked_library(plans, target, kernel_funcs=kernel_funcs,
+                                         random_per_region=random_per_region, speed_points=speed_points), target, path)
 
 
 def record_speed(executable, plans: Sequence[OperatorPlan], speed_points: int = SPEED_POINTS) -> None:
@@ -159,14 +180,17 @@ def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, targe
     plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
                          print_summary=False)
     say(f"compiling, verifying and timing the library against numpy at {SPEED_POINTS} shapes per operator ...")
-    exported = export_library(plans, target, out, speed_points=SPEED_POINTS)
+    library = checked_library(plans, target, speed_points=SPEED_POINTS)
     replanned = replan_losing(plans, target, config, say)
     if replanned is not None:
-        exported = export_library(replanned, target, out, speed_points=SPEED_POINTS)
+        second = checked_library(replanned, target, speed_points=SPEED_POINTS)
         chosen = keep_faster(plans, replanned, say)
-        if any(c is not r for c, r in zip(chosen, replanned)):
-            exported = export_library(chosen, target, out, speed_points=SPEED_POINTS)
+        if all(c is r for c, r in zip(chosen, replanned)):
+            library = second
+        elif any(c is r for c, r in zip(chosen, replanned)):  # some operators of each: timed already
+            library = checked_library(chosen, target)
         plans = chosen
+    exported = write_library(library, target, out)
     if show_progress:
         print(summary_table(plans))
     return exported

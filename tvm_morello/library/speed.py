@@ -58,9 +58,14 @@ def check_points(plan: OperatorPlan, count: int = 12) -> list[dict[str, int]]:
     return [shapes[i] for i in spread_with_small_end(len(shapes), count)]
 
 
-def check_speed(vm, plans: Sequence[OperatorPlan], count: int = 12, *, min_repeat_ms: int = 20) -> list[SpeedCheck]:
+def check_speed(vm, plans: Sequence[OperatorPlan], count: int = 12, *, min_repeat_ms: int = 20,
+                retime_losses: int = 1) -> list[SpeedCheck]:
     """Time each operator's entry of a loaded library (``vm``) and numpy (one process of its own for the whole
-    check) at ``check_points``. A constant weight is made and packed once per operator, as a model does."""
+    check) at ``check_points``. A constant weight is made and packed once per operator, as a model does.
+
+    A point where the library is slower is timed again on both sides (``retime_losses`` times), each keeping its
+    fastest: a loss sends the operator back to tuning, and on this 2-core VM a single reading of a DRAM-bound
+    call (Llama-2's FFN down at m = 1: 180 MB per call, both sides near the same bandwidth) strays by 10-20%."""
     import tvm
 
     dev = tvm.cpu()
@@ -77,8 +82,12 @@ def check_speed(vm, plans: Sequence[OperatorPlan], count: int = 12, *, min_repea
                     b = tvm.runtime.tensor(rng.standard_normal(b_shape, dtype=np.float32), dev)
                     packed = vm[plan.pack_entry](b) if wl.constant_b else b
                 timer = vm.time_evaluator(plan.entry, dev, number=1, repeat=5, min_repeat_ms=min_repeat_ms)
-                seconds = float(np.min(timer(a, packed).results))
-                reference = numpy_timer.time_workload(wl, env)
+                seconds = reference = np.inf
+                for _ in range(1 + retime_losses):
+                    seconds = min(seconds, float(np.min(timer(a, packed).results)))
+                    reference = min(reference, numpy_timer.time_workload(wl, env))
+                    if reference >= seconds:
+                        break
                 points.append(SpeedPoint(tuple(sorted(env.items())), seconds, reference))
             checks.append(SpeedCheck(wl.name, tuple(points)))
     return checks

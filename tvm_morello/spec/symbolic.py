@@ -142,10 +142,10 @@ class DynamicWorkload:
         b, m, _, n = self.dims(env)
         return ((b,) if self.batch else ()) + (m, n)
 
-    def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """The numpy result the compiled operator must reproduce."""
+    def reference(self, a: np.ndarray, b: np.ndarray, columns=slice(None)) -> np.ndarray:
+        """The numpy result the compiled operator must reproduce (its output ``columns`` only, if given)."""
         bt = np.swapaxes(b, -1, -2) if self.transpose_b else b
-        return np.matmul(a, bt)
+        return np.matmul(a, bt[..., columns])
 
     def to_json(self) -> dict:
         return {
