@@ -79,8 +79,18 @@ def _runner(runtime: str, model: Path, library: Path | None):
         executable = tvm.compile(from_onnx(onnx.load(str(model)), keep_params_in_input=False), target=target)
     else:  # plain TVM loads our library: no tvm_morello in this process
         executable = tvm.runtime.load_module(str(library))
-    vm = relax.VirtualMachine(executable, tvm.cpu())
-    return lambda x: vm["main"](tvm.runtime.tensor(x)).numpy()
+    vm, inputs = relax.VirtualMachine(executable, tvm.cpu()), {}
+
+    def run(x):
+        # one input tensor per shape, refilled on each call (OpenVINO's infer request is kept per shape too): a
+        # fresh tvm.runtime.tensor per call cost 37 us more at batch 1, T = 1 (0.42 vs 0.38 ms, 1 layer, Zen 4)
+        if x.shape not in inputs:
+            inputs.clear()
+            inputs[x.shape] = tvm.runtime.empty(x.shape, "float32")
+        tensor = inputs[x.shape].copyfrom(x)
+        return vm["main"](tensor).numpy()
+
+    return run
 
 
 def worker(args) -> None:
