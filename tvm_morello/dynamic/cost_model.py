@@ -47,8 +47,21 @@ def features(micro: MicroKernel, lanes: int) -> list[float]:
     return [micro.mr, micro.nr, float(micro.parallel), micro.accumulators(lanes), float(micro.dot)]
 
 
+MIN_THROUGHPUT_SECONDS = 1e-4
+"""Runs shorter than this time a kernel's fixed overheads (thread-pool wake-up, set-up) more than its throughput."""
+
+
+def runs_by_kernel(workload: DynamicWorkload, measurements: Sequence[Measurement], pick=max
+                   ) -> dict[MicroKernel, Measurement]:
+    """Each kernel's largest run by flops (``pick=min``: its smallest); the first such on ties."""
+    runs: dict[MicroKernel, list[Measurement]] = {}
+    for meas in measurements:
+        runs.setdefault(meas.micro, []).append(meas)
+    return {micro: pick(group, key=lambda m: workload.flops(m.env_dict)) for micro, group in runs.items()}
+
+
 def calibrate_alpha(workload: DynamicWorkload, measurements: Sequence[Measurement], panel: int, cores: int,
-                    min_seconds: float = 1e-4) -> float:
+                    min_seconds: float = MIN_THROUGHPUT_SECONDS) -> float:
     """Exponent of occupancy in the adaptation factor, fitted by least squares on pairs of runs of the same
     micro-kernel at shapes of different occupancy, both long enough (``min_seconds``) for fixed overheads not
     to dominate; 1.0, the analytic value, when no such pair exists."""
@@ -97,10 +110,7 @@ class ThroughputModel:
         import xgboost
 
         self.alpha_ = self.alpha if self.alpha is not None else calibrate_alpha(workload, measurements, panel, self.cores)
-        largest: dict[MicroKernel, Measurement] = {}
-        for m in measurements:
-            if m.micro not in largest or workload.flops(m.env_dict) > workload.flops(largest[m.micro].env_dict):
-                largest[m.micro] = m
+        largest = runs_by_kernel(workload, measurements)
         micros = sorted(largest)
         x = np.array([features(mk, self.lanes) for mk in micros])
         y = np.array([math.log(largest[mk].gflops / self._factor(workload, mk, panel, largest[mk].env_dict))
@@ -109,10 +119,7 @@ class ThroughputModel:
                                              random_state=self.random_state, n_jobs=1)
         self.booster_.fit(x, y)
         self.throughput_ = dict(zip(micros, np.exp(self.booster_.predict(x))))
-        smallest: dict[MicroKernel, Measurement] = {}
-        for m in measurements:
-            if m.micro not in smallest or workload.flops(m.env_dict) < workload.flops(smallest[m.micro].env_dict):
-                smallest[m.micro] = m
+        smallest = runs_by_kernel(workload, measurements, pick=min)
         self.overhead_ = {mk: max(0.0, m.seconds - self._compute_seconds(workload, mk, panel, m.env_dict))
                           for mk, m in smallest.items() if m is not largest[mk]}
         return self

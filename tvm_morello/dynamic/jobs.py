@@ -16,7 +16,7 @@ from ..spec.symbolic import SMALL_END, DynamicWorkload
 from ..target import CpuTarget
 from .candidates import candidate_microkernels, dot_microkernels, serial_microkernels
 from .config import TuningConfig
-from .cost_model import adaptation
+from .cost_model import MIN_THROUGHPUT_SECONDS, adaptation, runs_by_kernel
 
 
 def _representative(dim, workload: DynamicWorkload) -> int:
@@ -114,7 +114,7 @@ def plan_jobs(workload: DynamicWorkload, target: CpuTarget, config: TuningConfig
 
 
 def worth_throughput_runs(planned: TuningJobs, screened: Sequence[Measurement], cores: int, keep: float,
-                          repeat_s: float, min_screen_s: float = 1e-4) -> list[tuple[MicroKernel, Mapping[str, int]]]:
+                          repeat_s: float, min_screen_s: float = MIN_THROUGHPUT_SECONDS) -> list[tuple[MicroKernel, Mapping[str, int]]]:
     """The throughput runs worth making: a kernel's is skipped if, at its largest screening run, its padding- and
     occupancy-normalised speed is below ``keep`` of the best kernel's (it would not be chosen where the run is)
     and the run would take longer than ``repeat_s`` per call (shorter calls are repeated up to that long anyway).
@@ -128,11 +128,7 @@ def worth_throughput_runs(planned: TuningJobs, screened: Sequence[Measurement], 
     def factor(micro, env) -> float:
         return adaptation(wl, micro, planned.panel, env, cores).factor(1.0)
 
-    largest: dict[MicroKernel, Measurement] = {}
-    for meas in screened:
-        if meas.micro.parallel and meas.seconds >= min_screen_s and (meas.micro not in largest
-                                    or wl.flops(meas.env_dict) > wl.flops(largest[meas.micro].env_dict)):
-            largest[meas.micro] = meas
+    largest = runs_by_kernel(wl, [m for m in screened if m.micro.parallel and m.seconds >= min_screen_s])
     speed = {mk: meas.gflops / factor(mk, meas.env_dict) for mk, meas in largest.items()}
     best = max(speed.values(), default=0.0)
 
