@@ -4,7 +4,8 @@ Static part: shapes from the published configurations of decoder LLMs (prefill a
 transformers and speech models, none of them BERT-base's. For each: MorelloSearch and meta-schedule's default
 EvolutionarySearch at equal trials (32 and 64; the same FastBuilder, LocalRunner and batch size, each tune in its
 own process, via bench_strategy's workers), numpy in its own process, tuning wall time; decode GEMVs also against
-the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM).
+the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM,
+timed in alternation with the kernel: ``bench_strategy.paired_bandwidth``).
 
 Dynamic part: dense operators of those models tuned over m = 1..512 with the CLI's defaults (``tune_and_export``),
 every m of the sweep timed against numpy (in a persistent process of its own: ``tvm_morello.measure.numpy_timer``).
@@ -16,7 +17,8 @@ every m of the sweep timed against numpy (in a persistent process of its own: ``
 Until it finishes, what it has measured is in ``benchmarks/shapes[_quick].partial.json`` (rewritten after every
 static shape and dynamic operator), so an interrupted run loses nothing it measured: ``--resume`` continues it
 (on the same CPU and versions only; the full run is longer than a working session), ``--from-partial`` writes the
-report of such a run from it, saying what is missing.
+report of such a run from it, saying what is missing, and ``--resume --redo W1,W2`` measures those static workloads
+again (a fix to check) keeping the other rows; each row says the day it was measured.
 """
 from __future__ import annotations
 
@@ -33,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_strategy  # noqa: E402
 from bench_dynamic import time_library  # noqa: E402
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
-from roofline import read_bandwidth_in_own_process  # noqa: E402
 
 # (model family, what the matmul is, workload); dense:MxKxN is Y = X Wᵀ with W[N, K]; batch_matmul:BxMxKxN is
 # Z[b] = X[b] Y[b]ᵀ with Y[B, N, K]. Sources: the models' config.json on the Hugging Face hub.
@@ -81,6 +82,7 @@ DYNAMIC_DENSE = [
     ("llama-2-7b", "ffn down", 11008, 4096),
 ]
 M_RANGE = (1, 512)
+JUDGE_ROUNDS = 5  # turns of every tuned kernel, numpy and the bandwidth probe after a shape's tunes
 SWEEPS = 2  # passes over the dynamic sweep; each point keeps its fastest time on either side
 
 STATIC_TARGETS = {"geomean_vs_numpy": 1.25, "geomean_vs_default": 1.3, "min_vs_numpy": 0.9, "min_vs_default": 1.0,
@@ -101,28 +103,35 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
     rows after each one (a long run interrupted keeps them)."""
     rows = list(done)
     measured = {row["workload"] for row in rows}
+    order = {workload: i for i, (_, _, workload) in enumerate(shapes)}
     for family, what, workload in shapes:
         if workload in measured:
             continue
-        numpy_gflops = bench_strategy.run_worker(["--worker", "numpy", "--workload", workload])["gflops"]
-        entry = {"family": family, "what": what, "workload": workload, "numpy_gflops": numpy_gflops}
-        for strategy in bench_strategy.STRATEGIES:
-            print(f"[bench_shapes] {workload} ({family} {what}) {strategy} ...", flush=True)
-            result = bench_strategy.run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
-                                                "--checkpoints", ",".join(map(str, checkpoints)),
-                                                "--per-iter", str(per_iter), "--seed", "0"])
-            for row in bench_strategy.summarize(workload, strategy, result, checkpoints, numpy_gflops):
-                entry[f"{strategy}_{row['max_trials']}_gflops"] = row["gflops"]
-                entry[f"{strategy}_{row['max_trials']}_wall_s"] = row["tuning_wall_s"]
-                entry[f"{strategy}_{row['max_trials']}_correct"] = row["correct"]
-        if is_gemv(workload):
+        entry = {"family": family, "what": what, "workload": workload, "measured_on": time.strftime("%Y-%m-%d")}
+        with tempfile.TemporaryDirectory() as modules:
+            for strategy in bench_strategy.STRATEGIES:
+                print(f"[bench_shapes] {workload} ({family} {what}) {strategy} ...", flush=True)
+                result = bench_strategy.run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
+                                                    "--checkpoints", ",".join(map(str, checkpoints)),
+                                                    "--per-iter", str(per_iter), "--seed", "0", "--save-modules", modules])
+                for row in bench_strategy.summarize(workload, strategy, result, checkpoints, numpy_gflops=None):
+                    entry[f"{strategy}_{row['max_trials']}_wall_s"] = row["tuning_wall_s"]
+            print(f"[bench_shapes] {workload}: the tuned kernels and numpy in turns ...", flush=True)
+            judged = bench_strategy.run_worker(["--worker", "judge", "--workload", workload, "--modules", modules,
+                                                "--rounds", str(JUDGE_ROUNDS), *(["--probe"] if is_gemv(workload) else [])])
+        entry["numpy_gflops"] = judged.pop("numpy")["gflops"]
+        probe = judged.pop("probe", None)
+        for label, kernel in judged.items():  # <strategy>_<trials>
+            entry[f"{label}_gflops"], entry[f"{label}_correct"] = kernel["gflops"], kernel["correct"]
+        if probe is not None:
             _, (_, k, n) = bench_strategy.parse_workload(workload)
-            seconds = bench_strategy.flops(workload) / (entry[f"morello_{max(checkpoints)}_gflops"] * 1e9)
             entry["weight_bytes"] = 4 * k * n
+            seconds = bench_strategy.flops(workload) / (entry[f"morello_{max(checkpoints)}_gflops"] * 1e9)
             entry["gemv_bytes_per_s"] = entry["weight_bytes"] / seconds
-            entry["probe_bytes_per_s"] = read_bandwidth_in_own_process(n, k)
+            entry["probe_bytes_per_s"] = probe["bytes_per_s"]
             entry["gemv_bandwidth_fraction"] = entry["gemv_bytes_per_s"] / entry["probe_bytes_per_s"]
         rows.append(entry)
+        rows.sort(key=lambda row: order.get(row["workload"], len(order)))
         save(rows)
     return rows
 
@@ -233,6 +242,9 @@ def main() -> None:
                         help="write the report of an interrupted run from its partial file (says what is missing)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its partial file (same CPU and versions only)")
+    parser.add_argument("--redo", default="", metavar="WORKLOADS",
+                        help="with --resume: comma-separated static workloads to measure again (the rest of the "
+                             "partial file, or else of the finished report, is kept)")
     parser.add_argument("--part", choices=("both", "static", "dynamic"), default="both",
                         help="measure one part only (its own files: shapes_static.*, shapes_dynamic.*)")
     args = parser.parse_args()
@@ -251,8 +263,12 @@ def main() -> None:
     machine = machine_info()
     bench_strategy.keep_calibration_as_it_is()
     done = {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
-    if args.resume and partial.exists():
-        done = resumable(json.loads(partial.read_text()), machine, checkpoints)
+    finished = partial.with_name(f"{name}.json")
+    earlier = partial if partial.exists() else finished if args.redo and finished.exists() else None
+    if args.resume and earlier is not None:
+        done = resumable(json.loads(earlier.read_text()), machine, checkpoints)
+        redo = set(filter(None, args.redo.split(",")))
+        done["static"] = [row for row in done["static"] if row["workload"] not in redo]
 
     def save(part):
         def write(rows):

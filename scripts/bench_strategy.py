@@ -110,7 +110,10 @@ def numpy_worker(workload: str) -> dict:
 # ---- worker: one tune -----------------------------------------------------------------------------
 
 
-def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_iter: int, seed: int) -> dict:
+def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_iter: int, seed: int,
+                save_modules: str | None = None) -> dict:
+    """Tune, then measure the best schedule at each checkpoint; with ``save_modules`` (a folder), write those
+    scheduled modules there (``<strategy>_<trials>.json``) for ``judge_worker`` instead."""
     import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
 
     from tvm.ir.utils import derived_object
@@ -163,6 +166,13 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
         )
     for n in checkpoints:  # a strategy that stopped early keeps its final best for the later checkpoints
         best.setdefault(n, progress.best_sch)
+    if save_modules:
+        import tvm
+
+        for n, sch in best.items():
+            if sch is not None:
+                (Path(save_modules) / f"{strategy_name}_{n}.json").write_text(tvm.ir.save_json(sch.mod))
+        return {"trials": trials, "kernels": {}}
     kernels = {str(n): _measure_kernel(workload, sch, target) for n, sch in best.items() if sch is not None}
     return {"trials": trials, "kernels": kernels}
 
@@ -187,6 +197,59 @@ def _measure_kernel(workload: str, sch, target) -> dict:
     timer(*args)
     seconds = float(np.median(timer(*args).results))
     return {"seconds": seconds, "gflops": flops(workload) / seconds / 1e9, "correct": correct}
+
+
+# ---- worker: judge tuned kernels side by side ------------------------------------------------------
+
+
+def judge_worker(workload: str, modules_dir: str, rounds: int, probe: bool) -> dict:
+    """Time every scheduled module in ``modules_dir`` (from ``tune_worker``), numpy (in a persistent process of
+    its own, ``NumpyTimer``) and, with ``probe`` (a dense GEMV), the read-bandwidth probe over the weight
+    (``roofline.row_sum_timer``), in turns over ``rounds`` rounds, the order rotating; each keeps its fastest
+    round. This VM's DRAM bandwidth changed by 2x within minutes: timings minutes apart compared the VM's
+    moments, not the kernels.
+
+    Returns {label: {"seconds", "gflops"[, "correct"]}} with the labels ``numpy``, the modules' file names and
+    ``probe`` (its "bytes_per_s")."""
+    import numpy as np
+    import tvm
+
+    from tvm_morello.measure.numpy_timer import NumpyTimer
+    from tvm_morello.target import resolve_target
+
+    target = resolve_target(None).tvm_target()
+    dev = tvm.cpu()
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s, dtype="float32") for s in input_shapes(workload)]
+    expected = numpy_reference(workload, inputs)
+    args = [tvm.runtime.tensor(x, dev) for x in inputs] + [tvm.runtime.tensor(np.zeros(expected.shape, "float32"), dev)]
+    answer, timers = {}, {}
+    for path in sorted(Path(modules_dir).glob("*.json")):
+        lib = tvm.compile(tvm.ir.load_json(path.read_text()), target)
+        lib["main"](*args)
+        answer[path.stem] = {"correct": bool(np.allclose(args[-1].numpy(), expected, rtol=1e-3, atol=1e-3))}
+        evaluator = lib.mod.time_evaluator("main", dev, number=1, repeat=3, min_repeat_ms=50)
+        timers[path.stem] = lambda evaluator=evaluator: min(evaluator(*args).results)
+    if probe:
+        from roofline import row_sum_timer
+
+        _, (_, k, n) = parse_workload(workload)
+        timers["probe"] = row_sum_timer(n, k)
+    numpy_timer = NumpyTimer()
+    timers["numpy"] = lambda: numpy_timer.time(inputs[0].shape, inputs[1].shape, transpose_b=True)
+    best = {label: math.inf for label in timers}
+    labels = list(timers)
+    try:
+        for r in range(rounds):
+            for label in labels[r % len(labels):] + labels[: r % len(labels)]:
+                best[label] = min(best[label], timers[label]())
+    finally:
+        numpy_timer.close()
+    for label, seconds in best.items():
+        answer.setdefault(label, {}).update(seconds=seconds, gflops=flops(workload) / seconds / 1e9)
+    if probe:
+        answer["probe"]["bytes_per_s"] = inputs[1].nbytes / best["probe"]
+    return answer
 
 
 # ---- driver ---------------------------------------------------------------------------------------
@@ -345,11 +408,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trials", default="32,128", help="comma-separated trial checkpoints of the full run")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=("numpy", "tune"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("numpy", "tune", "judge"), help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--strategy", choices=STRATEGIES, help=argparse.SUPPRESS)
     parser.add_argument("--checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--per-iter", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--save-modules", help=argparse.SUPPRESS)
+    parser.add_argument("--modules", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker == "numpy":
@@ -357,8 +424,13 @@ def main() -> None:
         return
     if args.worker == "tune":
         checkpoints = [int(c) for c in args.checkpoints.split(",")]
-        answer = tune_worker(args.workload, args.strategy, checkpoints, args.per_iter, args.seed)
+        answer = tune_worker(args.workload, args.strategy, checkpoints, args.per_iter, args.seed, args.save_modules)
         Path(args.worker_out).write_text(json.dumps(answer))
+        return
+    if args.worker == "judge":
+        import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
+
+        Path(args.worker_out).write_text(json.dumps(judge_worker(args.workload, args.modules, args.rounds, args.probe)))
         return
 
     workloads = QUICK_WORKLOADS if args.quick else FULL_WORKLOADS

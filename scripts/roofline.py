@@ -23,10 +23,10 @@ def fma_peak_gflops() -> tuple[float | None, str | None]:
         return None, None
 
 
-def read_bandwidth(rows: int, cols: int) -> float:
-    """Bytes per second a parallel, vectorised sum over every row of an fp32 [rows, cols] array reads (the weight
-    footprint of a GEMV or a model), timed like a kernel: the array stays where repeated calls leave it (L3 or
-    DRAM)."""
+def row_sum_timer(rows: int, cols: int):
+    """A function timing one parallel, vectorised sum over every row of an fp32 [rows, cols] array (the weight
+    footprint of a GEMV or a model) like a kernel, in seconds: the array stays where repeated calls leave it (L3
+    or DRAM). Its read bandwidth is the probe's."""
     import tvm_morello  # before tvm: sets its thread count
 
     import numpy as np
@@ -47,8 +47,13 @@ def read_bandwidth(rows: int, cols: int) -> float:
     lib = tvm.compile(sch.mod, target=cpu.tvm_target())
     dev = tvm.cpu()
     args = [tvm.runtime.tensor(np.ones((rows, cols), "float32"), dev), tvm.runtime.tensor(np.zeros(rows, "float32"), dev)]
-    seconds = min(lib.mod.time_evaluator("main", dev, number=5, repeat=5, min_repeat_ms=50)(*args).results)
-    return rows * cols * 4 / seconds
+    timer = lib.mod.time_evaluator("main", dev, number=5, repeat=5, min_repeat_ms=50)
+    return lambda: min(timer(*args).results)
+
+
+def read_bandwidth(rows: int, cols: int) -> float:
+    """Bytes per second ``row_sum_timer`` reads."""
+    return rows * cols * 4 / row_sum_timer(rows, cols)()
 
 
 def read_bandwidth_in_own_process(rows: int, cols: int) -> float:
