@@ -3,9 +3,11 @@
 Static part: shapes from the published configurations of decoder LLMs (prefill and decode), encoder and vision
 transformers and speech models, none of them BERT-base's. For each: MorelloSearch and meta-schedule's default
 EvolutionarySearch at equal trials (32 and 64; the same FastBuilder, LocalRunner and batch size, each tune in its
-own process, via bench_strategy's workers), numpy in its own process, tuning wall time; decode GEMVs also against
-the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM,
-timed in alternation with the kernel: ``bench_strategy.paired_bandwidth``).
+own process, via bench_strategy's workers), numpy (in its own process), tuning wall time; decode GEMVs also against
+the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM).
+The tuned kernels (each strategy's best at each trial count), numpy and that probe are timed in turns in one
+judging process after the tunes (``bench_strategy.judge_worker``): this VM's memory bandwidth changes by 2x within
+minutes, and timings minutes apart compared its moments rather than the kernels.
 
 Dynamic part: dense operators of those models tuned over m = 1..512 with the CLI's defaults (``tune_and_export``),
 every m of the sweep timed against numpy (in a persistent process of its own: ``tvm_morello.measure.numpy_timer``).
@@ -320,7 +322,9 @@ def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static
         f"# Other models' matmuls ({kind} run{', ' + missing if missing else ''})",
         f"Machine: {machine['cpu']}: {machine['target']}. Cost constants: {machine['cost_constants']}. Static tunes: "
         f"MorelloSearch and EvolutionarySearch, same FastBuilder, LocalRunner and batch size, each in its own "
-        "process; numpy in its own process. Dynamic: tune_and_export with the CLI's defaults over m = "
+        f"process; then each strategy's best kernel at each trial count, numpy (a process of its own) and, for decode "
+        f"GEMVs, the read-bandwidth probe timed in turns in one judging process ({JUDGE_ROUNDS} rounds, the order "
+        "rotating, each keeping its fastest). Dynamic: tune_and_export with the CLI's defaults over m = "
         f"{M_RANGE[0]}..{M_RANGE[1]}, numpy in a persistent process of its own.",
         "## Targets", targets_table(targets),
         "## Static shapes", markdown_table(static_rows, static_columns) if static_rows else "(none measured)",

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private calibration cache, tvm_morello before tvm (threads), named targets and the host.
+"""Shared fixtures: a private temporary directory and calibration cache, tvm_morello before tvm (threads), named targets and the host.
 
 Search, spec, rewrite and kernel-choice tests take ``cpu``, which runs them once per named target (an AVX2 and
 an AVX-512 CPU), whatever this machine is; tests that build and run code take ``host``.
@@ -9,6 +9,11 @@ import shutil
 import tempfile
 
 import pytest
+
+_TMP = tempfile.mkdtemp(prefix="tvm_morello_tests_")
+os.environ["TMPDIR"] = _TMP  # every temporary file of the session (builds a test drives without meta-schedule's
+tempfile.tempdir = None  # clean-up, work dirs; subprocesses inherit it) goes here and is removed at exit
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 _CACHE = tempfile.mkdtemp(prefix="tvm_morello_test_cache_")
 os.environ["TVM_MORELLO_CACHE_DIR"] = _CACHE  # before tvm_morello reads it; subprocesses inherit it
