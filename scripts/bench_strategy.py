@@ -211,6 +211,8 @@ def judge_worker(workload: str, modules_dir: str, rounds: int, probe: bool) -> d
 
     Returns {label: {"seconds", "gflops"[, "correct"]}} with the labels ``numpy``, the modules' file names and
     ``probe`` (its "bytes_per_s")."""
+    import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
+
     import numpy as np
     import tvm
 
@@ -428,8 +430,6 @@ def main() -> None:
         Path(args.worker_out).write_text(json.dumps(answer))
         return
     if args.worker == "judge":
-        import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
-
         Path(args.worker_out).write_text(json.dumps(judge_worker(args.workload, args.modules, args.rounds, args.probe)))
         return
 

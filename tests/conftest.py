@@ -1,4 +1,5 @@
-"""Shared fixtures: a private temporary directory and calibration cache, tvm_morello before tvm (threads), named targets and the host.
+"""Shared fixtures: a private temporary directory and calibration cache, tvm_morello before tvm (threads), named
+targets and the host.
 
 Search, spec, rewrite and kernel-choice tests take ``cpu``, which runs them once per named target (an AVX2 and
 an AVX-512 CPU), whatever this machine is; tests that build and run code take ``host``.
