@@ -71,6 +71,30 @@ def numpy_reference(text: str, inputs):
     return x @ w.T if kind == "dense" else np.matmul(x, w.transpose(0, 2, 1))
 
 
+def random_inputs(text: str) -> list:
+    """The operands every worker times and checks with (seeded: the same in every process)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(s, dtype="float32") for s in input_shapes(text)]
+
+
+def kernel_args(text: str, inputs, dev) -> list:
+    """TVM tensors of ``inputs`` and a zeroed output."""
+    import numpy as np
+    import tvm
+
+    return [tvm.runtime.tensor(x, dev) for x in inputs] + [tvm.runtime.tensor(np.zeros(output_shape(text), "float32"), dev)]
+
+
+def runs_correctly(lib, args, expected) -> bool:
+    """Call a compiled kernel once and compare its output (the last argument) with numpy's."""
+    import numpy as np
+
+    lib["main"](*args)
+    return bool(np.allclose(args[-1].numpy(), expected, rtol=1e-3, atol=1e-3))
+
+
 def prim_func(text: str):
     from tvm import te
 
@@ -90,10 +114,7 @@ def prim_func(text: str):
 
 
 def numpy_worker(workload: str) -> dict:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(s, dtype="float32") for s in input_shapes(workload)]
+    inputs = random_inputs(workload)
     numpy_reference(workload, inputs)  # warm up the BLAS threads
     samples = []
     for _ in range(7):
@@ -184,12 +205,9 @@ def _measure_kernel(workload: str, sch, target) -> dict:
 
     lib = tvm.compile(sch.mod, target)
     dev = tvm.cpu()
-    rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(s, dtype="float32") for s in input_shapes(workload)]
-    out = tvm.runtime.tensor(np.zeros(output_shape(workload), "float32"), dev)
-    args = [tvm.runtime.tensor(x, dev) for x in inputs] + [out]
-    lib["main"](*args)
-    correct = bool(np.allclose(args[-1].numpy(), numpy_reference(workload, inputs), rtol=1e-3, atol=1e-3))
+    inputs = random_inputs(workload)
+    args = kernel_args(workload, inputs, dev)
+    correct = runs_correctly(lib, args, numpy_reference(workload, inputs))
     # Right after tune_tir the first timings ran up to 40% slow (measured: 103, 136, then ~170 GFLOP/s),
     # while the tune's worker processes wind down: let them, and warm up, before timing.
     time.sleep(2.0)
@@ -213,7 +231,6 @@ def judge_worker(workload: str, modules_dir: str, rounds: int, probe: bool) -> d
     ``probe`` (its "bytes_per_s")."""
     import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
 
-    import numpy as np
     import tvm
 
     from tvm_morello.measure.numpy_timer import NumpyTimer
@@ -221,15 +238,13 @@ def judge_worker(workload: str, modules_dir: str, rounds: int, probe: bool) -> d
 
     target = resolve_target(None).tvm_target()
     dev = tvm.cpu()
-    rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(s, dtype="float32") for s in input_shapes(workload)]
+    inputs = random_inputs(workload)
     expected = numpy_reference(workload, inputs)
-    args = [tvm.runtime.tensor(x, dev) for x in inputs] + [tvm.runtime.tensor(np.zeros(expected.shape, "float32"), dev)]
+    args = kernel_args(workload, inputs, dev)
     answer, timers = {}, {}
     for path in sorted(Path(modules_dir).glob("*.json")):
         lib = tvm.compile(tvm.ir.load_json(path.read_text()), target)
-        lib["main"](*args)
-        answer[path.stem] = {"correct": bool(np.allclose(args[-1].numpy(), expected, rtol=1e-3, atol=1e-3))}
+        answer[path.stem] = {"correct": runs_correctly(lib, args, expected)}
         evaluator = lib.mod.time_evaluator("main", dev, number=1, repeat=3, min_repeat_ms=50)
         timers[path.stem] = lambda evaluator=evaluator: min(evaluator(*args).results)
     if probe:
