@@ -6,8 +6,9 @@ EvolutionarySearch at equal trials (32 and 64; the same FastBuilder, LocalRunner
 own process, via bench_strategy's workers), numpy (in its own process), tuning wall time; decode GEMVs also against
 the read bandwidth of their weights' footprint (a parallel vectorised row sum over the same bytes, built by TVM).
 The tuned kernels (each strategy's best at each trial count), numpy and that probe are timed in turns in one
-judging process after the tunes (``bench_strategy.judge_worker``): this VM's memory bandwidth changes by 2x within
-minutes, and timings minutes apart compared its moments rather than the kernels.
+judging process after the tunes (``bench_strategy.judge_worker``), and every ratio is the median over rounds of the
+ratio within a round: this VM's memory bandwidth changes by 2x within minutes, and timings minutes apart (or the
+fastest of each side, caught in different spells) compared its moments rather than the kernels.
 
 Dynamic part: dense operators of those models tuned over m = 1..512 with the CLI's defaults (``tune_and_export``),
 every m of the sweep timed against numpy (in a persistent process of its own: ``tvm_morello.measure.numpy_timer``).
@@ -36,6 +37,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_strategy  # noqa: E402
 from bench_dynamic import time_library  # noqa: E402
+from bench_strategy import paired_speedup  # noqa: E402
 from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
 
 # (model family, what the matmul is, workload); dense:MxKxN is Y = X Wᵀ with W[N, K]; batch_matmul:BxMxKxN is
@@ -84,7 +86,8 @@ DYNAMIC_DENSE = [
     ("llama-2-7b", "ffn down", 11008, 4096),
 ]
 M_RANGE = (1, 512)
-JUDGE_ROUNDS = 5  # turns of every tuned kernel, numpy and the bandwidth probe after a shape's tunes
+JUDGE_ROUNDS = 9  # turns of every tuned kernel, numpy and the bandwidth probe after a shape's tunes
+JUDGING = "ratios within rounds"  # how static timings are compared: a partial run judged otherwise starts afresh
 SWEEPS = 2  # passes over the dynamic sweep; each point keeps its fastest time on either side
 
 STATIC_TARGETS = {"geomean_vs_numpy": 1.25, "geomean_vs_default": 1.3, "min_vs_numpy": 0.9, "min_vs_default": 1.0,
@@ -121,17 +124,21 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
             print(f"[bench_shapes] {workload}: the tuned kernels and numpy in turns ...", flush=True)
             judged = bench_strategy.run_worker(["--worker", "judge", "--workload", workload, "--modules", modules,
                                                 "--rounds", str(JUDGE_ROUNDS), *(["--probe"] if is_gemv(workload) else [])])
-        entry["numpy_gflops"] = judged.pop("numpy")["gflops"]
-        probe = judged.pop("probe", None)
+        numpy, probe = judged.pop("numpy"), judged.pop("probe", None)
+        entry["numpy_gflops"] = numpy["gflops"]
         for label, kernel in judged.items():  # <strategy>_<trials>
             entry[f"{label}_gflops"], entry[f"{label}_correct"] = kernel["gflops"], kernel["correct"]
+            entry[f"{label}_vs_numpy"] = paired_speedup(numpy["rounds"], kernel["rounds"])
+        for n in checkpoints:
+            if f"morello_{n}" in judged and f"evolutionary_{n}" in judged:
+                entry[f"morello_{n}_vs_default"] = paired_speedup(judged[f"evolutionary_{n}"]["rounds"],
+                                                                  judged[f"morello_{n}"]["rounds"])
         if probe is not None:
             _, (_, k, n) = bench_strategy.parse_workload(workload)
             entry["weight_bytes"] = 4 * k * n
-            seconds = bench_strategy.flops(workload) / (entry[f"morello_{max(checkpoints)}_gflops"] * 1e9)
-            entry["gemv_bytes_per_s"] = entry["weight_bytes"] / seconds
             entry["probe_bytes_per_s"] = probe["bytes_per_s"]
-            entry["gemv_bandwidth_fraction"] = entry["gemv_bytes_per_s"] / entry["probe_bytes_per_s"]
+            entry["gemv_bandwidth_fraction"] = paired_speedup(probe["rounds"],
+                                                              judged[f"morello_{max(checkpoints)}"]["rounds"])
         rows.append(entry)
         rows.sort(key=lambda row: order.get(row["workload"], len(order)))
         save(rows)
@@ -139,9 +146,9 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
 
 
 def static_targets(rows: list[dict], trials: int) -> list[dict]:
-    vs_numpy = [r[f"morello_{trials}_gflops"] / r["numpy_gflops"] for r in rows]
-    vs_default = [r[f"morello_{trials}_gflops"] / r[f"evolutionary_{trials}_gflops"] for r in rows
-                  if r.get(f"evolutionary_{trials}_gflops")]
+    """The issue's static targets at ``trials``, from ratios of timings in the same judging round."""
+    vs_numpy = [r[f"morello_{trials}_vs_numpy"] for r in rows]
+    vs_default = [r[f"morello_{trials}_vs_default"] for r in rows if f"morello_{trials}_vs_default" in r]
     out = [target(f"static, {trials} trials: geomean vs numpy", geomean(vs_numpy), STATIC_TARGETS["geomean_vs_numpy"], "x"),
            target(f"static, {trials} trials: worst shape vs numpy", min(vs_numpy), STATIC_TARGETS["min_vs_numpy"], "x"),
            target(f"static, {trials} trials: geomean vs the default search", geomean(vs_default),
@@ -218,8 +225,8 @@ def plot(static_rows: list[dict], dynamic_rows: list[dict], trials: int, path: P
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
     names = [r["workload"] for r in static_rows]
-    left.barh(names, [r[f"morello_{trials}_gflops"] / r["numpy_gflops"] for r in static_rows], label="MorelloSearch")
-    left.barh(names, [r[f"evolutionary_{trials}_gflops"] / r["numpy_gflops"] for r in static_rows], alpha=0.5,
+    left.barh(names, [r[f"morello_{trials}_vs_numpy"] for r in static_rows], label="MorelloSearch")
+    left.barh(names, [r.get(f"evolutionary_{trials}_vs_numpy", 0.0) for r in static_rows], alpha=0.5,
               label="EvolutionarySearch")
     left.axvline(1.0, color="k", lw=0.8)
     left.set_xlabel(f"speed vs numpy, {trials} trials")
@@ -264,7 +271,7 @@ def main() -> None:
     sweep = [1, 2, 3, 5, 8, 13, 31, 64, 100, 256, 512] if args.quick else list(range(M_RANGE[0], M_RANGE[1] + 1))
     machine = machine_info()
     bench_strategy.keep_calibration_as_it_is()
-    done = {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
+    done = {"machine": machine, "checkpoints": checkpoints, "judging": JUDGING, "static": [], "dynamic": []}
     finished = partial.with_name(f"{name}.json")
     earlier = partial if partial.exists() else finished if args.redo and finished.exists() else None
     if args.resume and earlier is not None:
@@ -289,12 +296,12 @@ def main() -> None:
 def resumable(earlier: dict, machine: dict, checkpoints: list[int]) -> dict:
     """The partial run to continue: ``earlier`` if it ran on this CPU with these versions and trial counts, else
     a fresh start (timings of different machines do not mix)."""
-    same = (earlier.get("checkpoints") == checkpoints
+    same = (earlier.get("checkpoints") == checkpoints and earlier.get("judging") == JUDGING
             and all(earlier["machine"].get(key) == machine[key] for key in ("identity", "cores", "versions")))
     if not same:
-        print("[bench_shapes] the partial run was made on another CPU, versions or trial counts: starting afresh",
-              flush=True)
-        return {"machine": machine, "checkpoints": checkpoints, "static": [], "dynamic": []}
+        print("[bench_shapes] the partial run was made on another CPU, versions, trial counts or judging method: "
+              "starting afresh", flush=True)
+        return {"machine": machine, "checkpoints": checkpoints, "judging": JUDGING, "static": [], "dynamic": []}
     print(f"[bench_shapes] resuming: {len(earlier['static'])} static shapes and {len(earlier['dynamic'])} dynamic "
           "operators already measured", flush=True)
     return earlier
@@ -312,6 +319,8 @@ def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static
                       ("numpy_gflops", "numpy GFLOP/s", ".1f")]
     for n in checkpoints:
         static_columns += [(f"morello_{n}_gflops", f"Morello {n}", ".1f"), (f"evolutionary_{n}_gflops", f"default {n}", ".1f"),
+                           (f"morello_{n}_vs_numpy", f"Morello {n} / numpy", ".2f"),
+                           (f"morello_{n}_vs_default", f"Morello {n} / default", ".2f"),
                            (f"morello_{n}_wall_s", f"Morello {n} s", ".0f"), (f"evolutionary_{n}_wall_s", f"default {n} s", ".0f")]
     static_columns.append(("gemv_bandwidth_fraction", "GEMV / read bandwidth", ".2f"))
     dynamic_columns = [("family", "model", ""), ("what", "matmul", ""), ("k", "K", ""), ("n", "N", ""),
@@ -324,7 +333,9 @@ def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static
         f"MorelloSearch and EvolutionarySearch, same FastBuilder, LocalRunner and batch size, each in its own "
         f"process; then each strategy's best kernel at each trial count, numpy (a process of its own) and, for decode "
         f"GEMVs, the read-bandwidth probe timed in turns in one judging process ({JUDGE_ROUNDS} rounds, the order "
-        "rotating, each keeping its fastest). Dynamic: tune_and_export with the CLI's defaults over m = "
+        "rotating). GFLOP/s: each one's fastest round; ratios (\"/ numpy\", \"/ default\", GEMV / read bandwidth, the "
+        "targets): the median over rounds of the ratio within a round (the VM's bandwidth drifts by 2x within "
+        "minutes; within a round, seconds apart, it moves both sides). Dynamic: tune_and_export with the CLI's defaults over m = "
         f"{M_RANGE[0]}..{M_RANGE[1]}, numpy in a persistent process of its own.",
         "## Targets", targets_table(targets),
         "## Static shapes", markdown_table(static_rows, static_columns) if static_rows else "(none measured)",

@@ -223,12 +223,13 @@ def _measure_kernel(workload: str, sch, target) -> dict:
 def judge_worker(workload: str, modules_dir: str, rounds: int, probe: bool) -> dict:
     """Time every scheduled module in ``modules_dir`` (from ``tune_worker``), numpy (in a persistent process of
     its own, ``NumpyTimer``) and, with ``probe`` (a dense GEMV), the read-bandwidth probe over the weight
-    (``roofline.row_sum_timer``), in turns over ``rounds`` rounds, the order rotating; each keeps its fastest
-    round. This VM's DRAM bandwidth changed by 2x within minutes: timings minutes apart compared the VM's
-    moments, not the kernels.
+    (``roofline.row_sum_timer``), in turns over ``rounds`` rounds, the order rotating. This VM's DRAM bandwidth
+    changed by 2x within minutes, so timings minutes apart compare the VM's moments; one round's timings are
+    seconds apart, and ratios within a round compare the kernels (``paired_speedup``).
 
-    Returns {label: {"seconds", "gflops"[, "correct"]}} with the labels ``numpy``, the modules' file names and
-    ``probe`` (its "bytes_per_s")."""
+    Returns {label: {"seconds" (fastest round), "rounds" (each round's seconds, in order)[, "gflops",
+    "correct"]}} with the labels ``numpy``, the modules' file names and ``probe`` (with "bytes_per_s" instead
+    of "gflops")."""
     import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
 
     import tvm
@@ -254,19 +255,29 @@ def judge_worker(workload: str, modules_dir: str, rounds: int, probe: bool) -> d
         timers["probe"] = row_sum_timer(n, k)
     numpy_timer = NumpyTimer()
     timers["numpy"] = lambda: numpy_timer.time(inputs[0].shape, inputs[1].shape, transpose_b=True)
-    best = {label: math.inf for label in timers}
+    rounds_seconds = {label: [] for label in timers}
     labels = list(timers)
     try:
         for r in range(rounds):
             for label in labels[r % len(labels):] + labels[: r % len(labels)]:
-                best[label] = min(best[label], timers[label]())
+                rounds_seconds[label].append(timers[label]())
     finally:
         numpy_timer.close()
-    for label, seconds in best.items():
-        answer.setdefault(label, {}).update(seconds=seconds, gflops=flops(workload) / seconds / 1e9)
-    if probe:
-        answer["probe"]["bytes_per_s"] = inputs[1].nbytes / best["probe"]
+    for label, seconds in rounds_seconds.items():
+        answer.setdefault(label, {}).update(seconds=min(seconds), rounds=seconds)
+        if label == "probe":
+            answer[label]["bytes_per_s"] = inputs[1].nbytes / min(seconds)
+        else:
+            answer[label]["gflops"] = flops(workload) / min(seconds) / 1e9
     return answer
+
+
+def paired_speedup(slower_rounds: list[float], faster_rounds: list[float]) -> float:
+    """How many times faster the second of two ``judge_worker`` labels is: the median over rounds of the ratio
+    of their seconds in the same round (a fast or slow spell of the VM moves both sides of a ratio)."""
+    import numpy as np
+
+    return float(np.median([a / b for a, b in zip(slower_rounds, faster_rounds, strict=True)]))
 
 
 # ---- driver ---------------------------------------------------------------------------------------
