@@ -86,7 +86,7 @@ DYNAMIC_DENSE = [
     ("llama-2-7b", "ffn down", 11008, 4096),
 ]
 M_RANGE = (1, 512)
-JUDGE_ROUNDS = 9  # turns of every tuned kernel, numpy and the bandwidth probe after a shape's tunes
+JUDGE_ROUNDS = bench_strategy.JUDGE_ROUNDS  # turns of every tuned kernel, numpy and the bandwidth probe
 JUDGING = "ratios within rounds"  # how static timings are compared: a partial run judged otherwise starts afresh
 SWEEPS = 2  # passes over the dynamic sweep; each point keeps its fastest time on either side
 
@@ -119,7 +119,7 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
                 result = bench_strategy.run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
                                                     "--checkpoints", ",".join(map(str, checkpoints)),
                                                     "--per-iter", str(per_iter), "--seed", "0", "--save-modules", modules])
-                for row in bench_strategy.summarize(workload, strategy, result, checkpoints, numpy_gflops=None):
+                for row in bench_strategy.summarize(workload, strategy, result, checkpoints, judged=None):
                     entry[f"{strategy}_{row['max_trials']}_wall_s"] = row["tuning_wall_s"]
             print(f"[bench_shapes] {workload}: the tuned kernels and numpy in turns ...", flush=True)
             judged = bench_strategy.run_worker(["--worker", "judge", "--workload", workload, "--modules", modules,

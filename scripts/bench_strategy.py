@@ -4,7 +4,9 @@ Each tune runs in its own process, with the same builder (tvm_morello's FastBuil
 60 s timeout per candidate), the same LocalRunner,
 the same batch size and only CPU tensor intrinsics registered for both; numpy is timed in a process of its
 own. The 32-trial numbers are the first 32 trials of the 128-trial tune (same seed; a strategy's first
-batches do not depend on its budget). Kernel speeds are re-measured after tuning (median of 5 repeats).
+batches do not depend on its budget). After a workload's tunes, each strategy's best kernel at each trial count
+and numpy are timed in turns in one judging process (``judge_worker``); speed ratios are medians over its rounds
+of the ratio within a round (``paired_speedup``).
 
     python scripts/bench_strategy.py            # full run: 4 workloads x 2 strategies x 128 trials
     python scripts/bench_strategy.py --quick    # tiny shapes and budgets, to check the script works
@@ -30,6 +32,7 @@ QUICK_WORKLOADS = ["dense:32x64x64", "batch_matmul:2x32x32x32"]
 STRATEGIES = ("morello", "evolutionary")
 SPEEDUP_TARGET = 1.3
 TIME_FRACTION_TARGET = 0.2
+JUDGE_ROUNDS = 9  # turns of every tuned kernel and numpy after a workload's tunes
 
 
 # ---- workloads ------------------------------------------------------------------------------------
@@ -113,28 +116,13 @@ def prim_func(text: str):
 # ---- worker: numpy --------------------------------------------------------------------------------
 
 
-def numpy_worker(workload: str) -> dict:
-    inputs = random_inputs(workload)
-    numpy_reference(workload, inputs)  # warm up the BLAS threads
-    samples = []
-    for _ in range(7):
-        start = time.perf_counter()
-        reps = 0
-        while time.perf_counter() - start < 0.2:
-            numpy_reference(workload, inputs)
-            reps += 1
-        samples.append((time.perf_counter() - start) / reps)
-    seconds = sorted(samples)[len(samples) // 2]
-    return {"seconds": seconds, "gflops": flops(workload) / seconds / 1e9}
-
-
 # ---- worker: one tune -----------------------------------------------------------------------------
 
 
 def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_iter: int, seed: int,
-                save_modules: str | None = None) -> dict:
-    """Tune, then measure the best schedule at each checkpoint; with ``save_modules`` (a folder), write those
-    scheduled modules there (``<strategy>_<trials>.json``) for ``judge_worker`` instead."""
+                save_modules: str) -> dict:
+    """Tune, timestamping every trial, and write the best scheduled module at each checkpoint to the folder
+    ``save_modules`` (``<strategy>_<trials>.json``) for ``judge_worker``."""
     import tvm_morello  # noqa: F401  (before tvm: sets TVM_NUM_THREADS)
 
     from tvm.ir.utils import derived_object
@@ -187,34 +175,12 @@ def tune_worker(workload: str, strategy_name: str, checkpoints: list[int], per_i
         )
     for n in checkpoints:  # a strategy that stopped early keeps its final best for the later checkpoints
         best.setdefault(n, progress.best_sch)
-    if save_modules:
-        import tvm
-
-        for n, sch in best.items():
-            if sch is not None:
-                (Path(save_modules) / f"{strategy_name}_{n}.json").write_text(tvm.ir.save_json(sch.mod))
-        return {"trials": trials, "kernels": {}}
-    kernels = {str(n): _measure_kernel(workload, sch, target) for n, sch in best.items() if sch is not None}
-    return {"trials": trials, "kernels": kernels}
-
-
-def _measure_kernel(workload: str, sch, target) -> dict:
-    """Compile a schedule, check it against numpy, and time it (median of 5 repeats of >= 100 ms)."""
-    import numpy as np
     import tvm
 
-    lib = tvm.compile(sch.mod, target)
-    dev = tvm.cpu()
-    inputs = random_inputs(workload)
-    args = kernel_args(workload, inputs, dev)
-    correct = runs_correctly(lib, args, numpy_reference(workload, inputs))
-    # Right after tune_tir the first timings ran up to 40% slow (measured: 103, 136, then ~170 GFLOP/s),
-    # while the tune's worker processes wind down: let them, and warm up, before timing.
-    time.sleep(2.0)
-    timer = lib.mod.time_evaluator("main", dev, number=1, repeat=5, min_repeat_ms=100)
-    timer(*args)
-    seconds = float(np.median(timer(*args).results))
-    return {"seconds": seconds, "gflops": flops(workload) / seconds / 1e9, "correct": correct}
+    for n, sch in best.items():
+        if sch is not None:
+            (Path(save_modules) / f"{strategy_name}_{n}.json").write_text(tvm.ir.save_json(sch.mod))
+    return {"trials": trials}
 
 
 # ---- worker: judge tuned kernels side by side ------------------------------------------------------
@@ -294,7 +260,9 @@ def run_worker(args: list[str]) -> dict:
         os.unlink(path)
 
 
-def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int], numpy_gflops: float) -> list[dict]:
+def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int], judged: dict | None) -> list[dict]:
+    """One row per checkpoint: the tune's progress and, from ``judged`` (``judge_worker``'s answer; None skips
+    them), the best kernel's speed, its ratio to numpy and, for MorelloSearch, to the default search."""
     trials = result["trials"]
     fl = flops(workload)
     speeds = [fl / t["seconds"] / 1e9 if t["seconds"] else 0.0 for t in trials]
@@ -303,19 +271,23 @@ def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int]
         window = speeds[:n]
         final = max(window, default=0.0)
         reach = next((i + 1 for i, _ in enumerate(window) if max(window[: i + 1]) >= 0.9 * final), None)
-        kernel = result["kernels"].get(str(n)) or result["kernels"].get(str(max(checkpoints)), {})
-        rows.append({
+        row = {
             "workload": workload,
             "strategy": strategy,
             "max_trials": n,
             "trials_measured": len(window),
-            "gflops": kernel.get("gflops", 0.0),
-            "correct": kernel.get("correct", False),
             "tuning_best_gflops": final,
             "tuning_wall_s": trials[min(n, len(trials)) - 1]["wall_s"] if trials else None,
             "trials_to_90pct": reach,
-            "numpy_gflops": numpy_gflops,
-        })
+        }
+        kernel = (judged or {}).get(f"{strategy}_{n}")
+        if kernel is not None:
+            numpy, default = judged["numpy"], judged.get(f"evolutionary_{n}")
+            row.update(gflops=kernel["gflops"], correct=kernel["correct"], numpy_gflops=numpy["gflops"],
+                       vs_numpy=paired_speedup(numpy["rounds"], kernel["rounds"]))
+            if strategy == "morello" and default is not None:
+                row["vs_default"] = paired_speedup(default["rounds"], kernel["rounds"])
+        rows.append(row)
     return rows
 
 
@@ -345,10 +317,7 @@ def reach_rows(curves: dict) -> list[dict]:
 def targets(rows: list[dict], reach: list[dict], checkpoints: list[int]) -> list[dict]:
     out = []
     for n in checkpoints:
-        ratios = []
-        for workload in sorted({r["workload"] for r in rows}):
-            speed = {r["strategy"]: r["gflops"] for r in rows if r["workload"] == workload and r["max_trials"] == n}
-            ratios.append(speed["morello"] / speed["evolutionary"] if speed.get("evolutionary") else 0.0)
+        ratios = [r.get("vs_default", 0.0) for r in rows if r["strategy"] == "morello" and r["max_trials"] == n]
         value = geomean(ratios)
         out.append({
             "name": f"geomean kernel speed vs default EvolutionarySearch at {n} trials",
@@ -376,8 +345,9 @@ def write_markdown(path: Path, report: dict) -> None:
         f"# MorelloSearch vs EvolutionarySearch ({'quick' if config['quick'] else 'full'} run)",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['versions']['tvm']}. Batch size "
-        f"{config['num_trials_per_iter']}, the same FastBuilder (persistent build worker, 60 s timeout) and LocalRunner for both strategies; GFLOP/s of the "
-        "best kernel re-measured after tuning; numpy timed in its own process.",
+        f"{config['num_trials_per_iter']}, the same FastBuilder (persistent build worker, 60 s timeout) and LocalRunner for both strategies. "
+        f"After a workload's tunes, each best kernel and numpy (a process of its own) timed in turns, {config['judge_rounds']} "
+        "rounds: GFLOP/s is each one's fastest round, a ratio the median over rounds of the ratio within a round.",
         "",
         "## Targets",
         "",
@@ -392,13 +362,14 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         "## Runs",
         "",
-        "| workload | strategy | trials | GFLOP/s | numpy GFLOP/s | tuning wall s | trials to 90% | correct |",
-        "|---|---|---|---|---|---|---|---|",
+        "| workload | strategy | trials | GFLOP/s | numpy GFLOP/s | / numpy | / default | tuning wall s | trials to 90% | correct |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         lines.append(
-            f"| {r['workload']} | {r['strategy']} | {r['max_trials']} | {r['gflops']:.1f} | {r['numpy_gflops']:.1f} | "
-            f"{_fmt(r['tuning_wall_s'])} | {r['trials_to_90pct']} | {r['correct']} |"
+            f"| {r['workload']} | {r['strategy']} | {r['max_trials']} | {_fmt(r.get('gflops'))} | "
+            f"{_fmt(r.get('numpy_gflops'))} | {_fmt(r.get('vs_numpy'), '.2f')} | {_fmt(r.get('vs_default'), '.2f')} | "
+            f"{_fmt(r['tuning_wall_s'])} | {r['trials_to_90pct']} | {r.get('correct')} |"
         )
     lines += [
         "",
@@ -436,20 +407,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trials", default="32,128", help="comma-separated trial checkpoints of the full run")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=("numpy", "tune", "judge"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("tune", "judge"), help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--strategy", choices=STRATEGIES, help=argparse.SUPPRESS)
     parser.add_argument("--checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--per-iter", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--save-modules", help=argparse.SUPPRESS)
     parser.add_argument("--modules", help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=JUDGE_ROUNDS, help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.worker == "numpy":
-        Path(args.worker_out).write_text(json.dumps(numpy_worker(args.workload)))
-        return
     if args.worker == "tune":
         checkpoints = [int(c) for c in args.checkpoints.split(",")]
         answer = tune_worker(args.workload, args.strategy, checkpoints, args.per_iter, args.seed, args.save_modules)
@@ -468,21 +436,25 @@ def main() -> None:
     keep_calibration_as_it_is()
     rows, curves = [], {}
     for workload in workloads:
-        numpy_gflops = run_worker(["--worker", "numpy", "--workload", workload])["gflops"]
-        curves[workload] = {}
+        curves[workload], results = {}, {}
+        with tempfile.TemporaryDirectory() as modules:
+            for strategy in STRATEGIES:
+                print(f"[bench_strategy] {workload} {strategy} ...", flush=True)
+                results[strategy] = run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
+                                                "--checkpoints", ",".join(map(str, checkpoints)),
+                                                "--per-iter", str(per_iter), "--seed", str(args.seed),
+                                                "--save-modules", modules])
+                curves[workload][strategy] = results[strategy]["trials"]
+            print(f"[bench_strategy] {workload}: the tuned kernels and numpy in turns ...", flush=True)
+            judged = run_worker(["--worker", "judge", "--workload", workload, "--modules", modules,
+                                 "--rounds", str(JUDGE_ROUNDS)])
         for strategy in STRATEGIES:
-            print(f"[bench_strategy] {workload} {strategy} ...", flush=True)
-            result = run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
-                                 "--checkpoints", ",".join(map(str, checkpoints)), "--per-iter", str(per_iter),
-                                 "--seed", str(args.seed)])
-            curves[workload][strategy] = result["trials"]
-            rows += summarize(workload, strategy, result, checkpoints, numpy_gflops)
-
+            rows += summarize(workload, strategy, results[strategy], checkpoints, judged)
     reach = reach_rows(curves)
     report = {
         "machine": machine_info(),
         "config": {"quick": args.quick, "workloads": workloads, "checkpoints": checkpoints,
-                   "num_trials_per_iter": per_iter, "seed": args.seed},
+                   "num_trials_per_iter": per_iter, "seed": args.seed, "judge_rounds": JUDGE_ROUNDS},
         "targets": targets(rows, reach, checkpoints),
         "rows": rows,
         "reach": reach,
