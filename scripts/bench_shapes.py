@@ -13,7 +13,7 @@ fastest of each side, caught in different spells) compared its moments rather th
 Dynamic part: dense operators of those models tuned over m = 1..512 with the CLI's defaults (``tune_and_export``),
 every m of the sweep timed against numpy (in a persistent process of its own: ``tvm_morello.measure.numpy_timer``).
 
-    python scripts/bench_shapes.py            # full run (about an hour and a half on 2 cores)
+    python scripts/bench_shapes.py            # full run (static part 100 minutes, dynamic an hour, on 2 Zen 4 cores)
     python scripts/bench_shapes.py --quick    # a few shapes, 16 trials, a sparse sweep: checks the script works
     python scripts/bench_shapes.py --part dynamic   # one part only (the dynamic part: about an hour)
 
