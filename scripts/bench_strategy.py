@@ -344,7 +344,7 @@ def write_markdown(path: Path, report: dict) -> None:
     lines = [
         f"# MorelloSearch vs EvolutionarySearch ({'quick' if config['quick'] else 'full'} run)",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, TVM {machine['versions']['tvm']}. Batch size "
+        f"Machine: {machine['cpu']}: {machine['target']}, TVM {machine['versions']['tvm']}. Batch size "
         f"{config['num_trials_per_iter']}, the same FastBuilder (persistent build worker, 60 s timeout) and LocalRunner for both strategies. "
         f"After a workload's tunes, each best kernel and numpy (a process of its own) timed in turns, {config['judge_rounds']} "
         "rounds: GFLOP/s is each one's fastest round, a ratio the median over rounds of the ratio within a round.",
