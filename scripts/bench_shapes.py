@@ -113,26 +113,25 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
         if workload in measured:
             continue
         entry = {"family": family, "what": what, "workload": workload, "measured_on": time.strftime("%Y-%m-%d")}
+        results = {}
         with tempfile.TemporaryDirectory() as modules:
             for strategy in bench_strategy.STRATEGIES:
                 print(f"[bench_shapes] {workload} ({family} {what}) {strategy} ...", flush=True)
-                result = bench_strategy.run_worker(["--worker", "tune", "--workload", workload, "--strategy", strategy,
-                                                    "--checkpoints", ",".join(map(str, checkpoints)),
-                                                    "--per-iter", str(per_iter), "--seed", "0", "--save-modules", modules])
-                for row in bench_strategy.summarize(workload, strategy, result, checkpoints, judged=None):
-                    entry[f"{strategy}_{row['max_trials']}_wall_s"] = row["tuning_wall_s"]
+                results[strategy] = bench_strategy.run_worker([
+                    "--worker", "tune", "--workload", workload, "--strategy", strategy,
+                    "--checkpoints", ",".join(map(str, checkpoints)), "--per-iter", str(per_iter), "--seed", "0",
+                    "--save-modules", modules])
             print(f"[bench_shapes] {workload}: the tuned kernels and numpy in turns ...", flush=True)
             judged = bench_strategy.run_worker(["--worker", "judge", "--workload", workload, "--modules", modules,
                                                 "--rounds", str(JUDGE_ROUNDS), *(["--probe"] if is_gemv(workload) else [])])
-        numpy, probe = judged.pop("numpy"), judged.pop("probe", None)
-        entry["numpy_gflops"] = numpy["gflops"]
-        for label, kernel in judged.items():  # <strategy>_<trials>
-            entry[f"{label}_gflops"], entry[f"{label}_correct"] = kernel["gflops"], kernel["correct"]
-            entry[f"{label}_vs_numpy"] = paired_speedup(numpy["rounds"], kernel["rounds"])
-        for n in checkpoints:
-            if f"morello_{n}" in judged and f"evolutionary_{n}" in judged:
-                entry[f"morello_{n}_vs_default"] = paired_speedup(judged[f"evolutionary_{n}"]["rounds"],
-                                                                  judged[f"morello_{n}"]["rounds"])
+        entry["numpy_gflops"] = judged["numpy"]["gflops"]
+        for strategy, result in results.items():  # <strategy>_<trials>_<what bench_strategy's rows say>
+            for row in bench_strategy.summarize(workload, strategy, result, checkpoints, judged):
+                entry[f"{strategy}_{row['max_trials']}_wall_s"] = row["tuning_wall_s"]
+                for key in ("gflops", "correct", "vs_numpy", "vs_default"):
+                    if key in row:
+                        entry[f"{strategy}_{row['max_trials']}_{key}"] = row[key]
+        probe = judged.get("probe")
         if probe is not None:
             _, (_, k, n) = bench_strategy.parse_workload(workload)
             entry["weight_bytes"] = 4 * k * n

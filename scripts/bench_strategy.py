@@ -114,9 +114,6 @@ def prim_func(text: str):
     return te.create_prim_func([x, w, y])
 
 
-# ---- worker: numpy --------------------------------------------------------------------------------
-
-
 # ---- worker: one tune -----------------------------------------------------------------------------
 
 
@@ -261,9 +258,9 @@ def run_worker(args: list[str]) -> dict:
         os.unlink(path)
 
 
-def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int], judged: dict | None) -> list[dict]:
-    """One row per checkpoint: the tune's progress and, from ``judged`` (``judge_worker``'s answer; None skips
-    them), the best kernel's speed, its ratio to numpy and, for MorelloSearch, to the default search."""
+def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int], judged: dict) -> list[dict]:
+    """One row per checkpoint: the tune's progress and, from ``judged`` (``judge_worker``'s answer), the best
+    kernel's speed, its ratio to numpy and, for MorelloSearch, to the default search."""
     trials = result["trials"]
     fl = flops(workload)
     speeds = [fl / t["seconds"] / 1e9 if t["seconds"] else 0.0 for t in trials]
@@ -281,7 +278,7 @@ def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int]
             "tuning_wall_s": trials[min(n, len(trials)) - 1]["wall_s"] if trials else None,
             "trials_to_90pct": reach,
         }
-        kernel = (judged or {}).get(f"{strategy}_{n}")
+        kernel = judged.get(f"{strategy}_{n}")
         if kernel is not None:
             numpy, default = judged["numpy"], judged.get(f"evolutionary_{n}")
             row.update(gflops=kernel["gflops"], correct=kernel["correct"], numpy_gflops=numpy["gflops"],
