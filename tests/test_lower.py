@@ -62,9 +62,34 @@ def test_dot_form_matches_numpy(host, workload):
     for candidate in candidates[:4]:
         got = run(candidate.schedule, workload, arrays)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=candidate.program.render())
-        # register buffers: the lane accumulators, then one per halving down to a pair (16 lanes: 8, 4, 2)
+        # register buffers: the partial sums (whole vectors), then one per halving down to a pair (16: 8, 4, 2)
         registers = candidate.schedule.mod.script().count('scope="local"')
-        assert registers == host.lanes().bit_length() - 1, candidate.program.render()
+        partial_sums = _partial_sums(candidate.schedule)
+        assert partial_sums % host.lanes() == 0
+        assert registers == partial_sums.bit_length() - 1, candidate.program.render()
+
+
+def _partial_sums(schedule) -> int:
+    """Partial sums a dot-form schedule keeps per output: the last extent of its accumulators' buffer."""
+    return int(schedule.mod["main"].body.block.alloc_buffers[0].shape[-1])
+
+
+def test_dot_tiles_keep_their_weight_loads_in_flight(cpu):
+    # one chain of FMAs per weight row reads the row at the pace of the FMA's latency (a 1 x 4096 x 1024 GEMV:
+    # 0.70-0.75 of the read bandwidth on Zen 4, 0.83-0.90 with two chains): a dot tile holds as many vectors of
+    # partial sums per output as keep stream_bytes_in_flight of its weight rows loading, and no more
+    chained = 0
+    for workload in (dense(1, 4096, 1024), dense(1, 4096, 1)):
+        for candidate in candidate_schedules(workload.func, cpu, top_k=8):
+            if candidate.program.kernel != "dot":
+                continue
+            rows_of_weights = plan_loops(candidate.program).sizes["n"][-1:] or workload.output_shape[-1:]
+            bytes_per_chain = rows_of_weights[0] * cpu.vector_bits // 8
+            chains = _partial_sums(candidate.schedule) // cpu.lanes()
+            assert chains * bytes_per_chain >= cpu.stream_bytes_in_flight, candidate.program.render()
+            assert chains == 1 or (chains // 2) * bytes_per_chain < cpu.stream_bytes_in_flight
+            chained += chains > 1
+    assert chained, "a one-row weight tile needs more than one chain on every x86 vector width"
 
 
 def _predicated_blocks(schedule) -> set[str]:

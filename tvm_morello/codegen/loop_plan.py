@@ -93,10 +93,11 @@ def plan_loops(program: Program) -> LoopPlan:
     return LoopPlan({d: tuple(s) for d, s in sizes.items()}, tuple(order), tuple(groups), **found)
 
 
-def in_k_vectors(plan: LoopPlan, lanes: int) -> LoopPlan:
-    """A dot-form plan over k-vectors: the matmul's k is split into (k-vectors, lanes) before it is tiled, so
-    its k tile sizes (whole vectors, down to the kernel's one) count vectors."""
-    return replace(plan, sizes={**plan.sizes, "k": tuple(size // lanes for size in plan.sizes.get("k", ()))})
+def in_k_vectors(plan: LoopPlan, width: int) -> LoopPlan:
+    """A dot-form plan over steps of ``width`` k (the partial sums each output holds): the matmul's k is split
+    into (steps, width) before it is tiled, so its k tile sizes count steps; the kernel's own k tile, one vector,
+    becomes one step."""
+    return replace(plan, sizes={**plan.sizes, "k": tuple(max(1, size // width) for size in plan.sizes.get("k", ()))})
 
 
 def microkernel_plan(micro: MicroKernel, *, batched: bool, packs_b: bool, parallel_over_batch: bool = False) -> LoopPlan:

@@ -7,6 +7,7 @@ from ..search.program import Program
 from ..spec.recognize import RecognizedMatmul
 from ..target import CpuTarget
 from .loop_plan import LoopPlan, in_k_vectors, plan_loops
+from .microkernel import RESERVED_VREGS
 from .padding import pad_to_tiles
 from .panels import PanelPack
 from .register_tile import schedule_register_tiles
@@ -20,9 +21,9 @@ def apply_program(sch, recognized: RecognizedMatmul, program: Program, target: C
         # partial tiles stay predicated: the predicate is a branch per row, outside the k-vectors, and padding
         # measured slower (B's padded copy is a second pass over B where m is small)
         loops = dict(zip(recognized.loop_roles, sch.get_loops(block)))
-        accumulators, loops = split_lanes(sch, block, loops, target.lanes())
-        schedule_register_tiles(sch, accumulators, loops, in_k_vectors(plan, target.lanes()), target.lanes(),
-                                writeback=block)
+        width = dot_chains(plan, recognized.spec, target) * target.lanes()
+        accumulators, loops = split_lanes(sch, block, loops, width)
+        schedule_register_tiles(sch, accumulators, loops, in_k_vectors(plan, width), target.lanes(), writeback=block)
         return
     padding = tile_padding(recognized, plan)
     padded = pad_to_tiles(sch, block, recognized.buffers, padding)
@@ -61,11 +62,32 @@ def _padding_of(recognized: RecognizedMatmul, padding: tuple[int, ...], role: st
     return -extent % factor
 
 
-def split_lanes(sch, block, loops: dict, lanes: int):
-    """The dot form on a matmul block: k becomes (k-vectors, lanes) and the lanes a spatial axis of a new
-    accumulator block (``rfactor``), whose lanes ``block`` then sums. Returns the accumulator block and its loops
-    by role."""
-    k_vectors, lane = sch.split(loops["k"], [None, lanes])
+def dot_chains(plan: LoopPlan, spec, target: CpuTarget) -> int:
+    """Vectors of partial sums per output in a dot-form tile: enough that the tile's columns (rhs rows, the
+    weights a GEMV streams) keep ``target.stream_bytes_in_flight`` loading while each chain waits on its FMA, as
+    long as k and its tiles divide into them and the accumulators fit the registers. A 1 x 1 GEMV tile with one
+    chain reads its weights at the speed of the FMA latency, not of memory."""
+    lanes, vector_bytes = target.lanes(), target.vector_bits // 8
+    columns, outputs = _innermost(plan, spec, "n"), _innermost(plan, spec, "m") * _innermost(plan, spec, "n")
+    k_extents = [spec.k, *(size for size in plan.sizes.get("k", ()) if size > lanes)]
+    chains = 1
+    while (columns * chains * vector_bytes < target.stream_bytes_in_flight
+           and outputs * chains * 2 + RESERVED_VREGS <= target.vector_registers
+           and all(extent % (chains * 2 * lanes) == 0 for extent in k_extents)):
+        chains *= 2
+    return chains
+
+
+def _innermost(plan: LoopPlan, spec, dim: str) -> int:
+    sizes = plan.sizes.get(dim, ())
+    return sizes[-1] if sizes else getattr(spec, dim)
+
+
+def split_lanes(sch, block, loops: dict, width: int):
+    """The dot form on a matmul block: k becomes (k-vectors, partial sums) and the partial sums, ``width`` per
+    output (whole vectors), a spatial axis of a new accumulator block (``rfactor``), which ``block`` then sums.
+    Returns the accumulator block and its loops by role."""
+    k_vectors, lane = sch.split(loops["k"], [None, width])
     out_axes = len(sch.get(block).writes[0].region)
     accumulators = sch.rfactor(lane, out_axes)
     roles = [role for role in loops for role in ((role, "lane") if role == "k" else (role,))]

@@ -41,7 +41,7 @@ def schedule_register_tiles(sch, block, loops: Mapping[str, object], plan: LoopP
             writeback = sch.cache_write(block, 0, "local")
         else:
             sch.set_scope(block, 0, "local")
-        stages = _halve_lanes(sch, writeback, lanes) if plan.writeback == "lane_tree" else [writeback]
+        stages = _halve_lanes(sch, writeback) if plan.writeback == "lane_tree" else [writeback]
         if plan.registers_at >= 0:
             for stage in stages:
                 sch.reverse_compute_at(stage, ordered[plan.registers_at])
@@ -68,15 +68,15 @@ def _split(sch, loop, sizes: tuple[int, ...]) -> list:
     return list(sch.split(loop, factors))
 
 
-def _halve_lanes(sch, writeback, lanes: int) -> list:
-    """The dot form's write-back, out = sum of each output's vector of partial sums, as a tree: each halving
-    adds a vector's upper half to its lower half (lanes/2-wide vector adds; a block of its own, made by
-    ``rfactor``, kept in registers) down to the last pair, which ``writeback`` adds and stores. log2(lanes)
-    dependent adds per output instead of lanes scalar ones. Returns the blocks in order, ``writeback`` last, each
-    with its iterators ordered (output, pair, half) so the loops made for it end with the vector."""
+def _halve_lanes(sch, writeback) -> list:
+    """The dot form's write-back, out = sum of each output's partial sums (its vectors' lanes), as a tree: each
+    halving adds the upper half to the lower (vector adds; a block of its own, made by ``rfactor``, kept in
+    registers) down to the last pair, which ``writeback`` adds and stores: log2(partial sums) dependent adds per
+    output instead of one scalar add each. Returns the blocks in order, ``writeback`` last, each with its
+    iterators ordered (output, pair, half) so the loops made for it end with the vector."""
     out_axes = len(sch.get(writeback).writes[0].region)
-    stages, width = [], lanes
     _reorder_iters(sch, writeback, vector_first=False)
+    stages, width = [], int(sch.get(sch.get_loops(writeback)[-1]).extent)  # lanes x the output's chains
     while width > 2:
         pairs, half = sch.split(sch.get_loops(writeback)[-1], [2, width // 2])
         stage = sch.rfactor(half, out_axes)
@@ -145,4 +145,6 @@ def _schedule_kernel(sch, plan: LoopPlan, levels: dict, lanes: int) -> None:
     elif plan.kernel == "dot":
         sch.unroll(levels["m"][-1])
         sch.unroll(levels["n"][-1])
-        sch.vectorize(levels["lane"][-1])
+        chains, vector = sch.split(levels["lane"][-1], [None, lanes])  # independent chains of vector FMAs
+        sch.unroll(chains)
+        sch.vectorize(vector)

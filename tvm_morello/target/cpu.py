@@ -22,6 +22,8 @@ class CpuTarget:
     cores : cores the kernels run on (TVM's ``num-cores``; TVM_NUM_THREADS at run time).
     l1_bytes, l2_bytes : per-core data cache sizes.
     vector_registers : architectural SIMD registers; 0 means the ISA's (32 zmm with AVX-512, 16 ymm with AVX2).
+    stream_bytes_in_flight : bytes of one core's loads under way that read memory beyond L2 at its full speed
+        (Little's law: latency x bandwidth); a kernel whose sums depend on fewer waits on them instead.
     constants : the affine cost model's constants for this CPU; None means the ISA's shipped fit.
     """
 
@@ -31,6 +33,9 @@ class CpuTarget:
     l1_bytes: int
     l2_bytes: int
     vector_registers: int = 0
+    # a 4-cycle FMA chain x ~32 B per cycle of one core's L3 stream (Zen 4: two zmm chains per weight row of a
+    # GEMV read 0.83-0.90 of the probe's bandwidth, one 0.70-0.75 and four 0.78-0.82)
+    stream_bytes_in_flight: int = 128
     constants: CostConstants | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
