@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_strategy  # noqa: E402
 from bench_dynamic import time_library  # noqa: E402
 from bench_strategy import paired_speedup  # noqa: E402
-from benchlib import geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
+from benchlib import code_version, geomean, machine_info, markdown_table, target, targets_table, write_results  # noqa: E402
 
 # (model family, what the matmul is, workload); dense:MxKxN is Y = X Wᵀ with W[N, K]; batch_matmul:BxMxKxN is
 # Z[b] = X[b] Y[b]ᵀ with Y[B, N, K]. Sources: the models' config.json on the Hugging Face hub.
@@ -112,7 +112,8 @@ def run_static(shapes, checkpoints: list[int], per_iter: int, save=lambda rows: 
     for family, what, workload in shapes:
         if workload in measured:
             continue
-        entry = {"family": family, "what": what, "workload": workload, "measured_on": time.strftime("%Y-%m-%d")}
+        entry = {"family": family, "what": what, "workload": workload, "measured_on": time.strftime("%Y-%m-%d"),
+                 "code": code_version()}
         results = {}
         with tempfile.TemporaryDirectory() as modules:
             for strategy in bench_strategy.STRATEGIES:
@@ -297,6 +298,17 @@ def main() -> None:
     partial.unlink(missing_ok=True)
 
 
+def code_versions(rows: list[dict]) -> list[str]:
+    """A paragraph naming which rows were measured with which commit, when a resumed run's rows differ."""
+    versions: dict[str, list[str]] = {}
+    for row in rows:
+        versions.setdefault(row.get("code", "not recorded"), []).append(row["workload"])
+    if len(versions) < 2:
+        return []
+    return ["Rows measured with different code (`--resume --redo`): " + "; ".join(
+        f"{code}: {', '.join(workloads)}" for code, workloads in versions.items())]
+
+
 def resumable(earlier: dict, machine: dict, checkpoints: list[int]) -> dict:
     """The partial run to continue: ``earlier`` if it ran on this CPU with these versions and trial counts, else
     a fresh start (timings of different machines do not mix)."""
@@ -343,7 +355,8 @@ def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static
         "minutes; within a round, seconds apart, it moves both sides). Dynamic: tune_and_export with the CLI's defaults over m = "
         f"{M_RANGE[0]}..{M_RANGE[1]}, numpy in a persistent process of its own.",
         "## Targets", targets_table(targets),
-        "## Static shapes", markdown_table(static_rows, static_columns) if static_rows else "(none measured)",
+        "## Static shapes", *code_versions(static_rows),
+        markdown_table(static_rows, static_columns) if static_rows else "(none measured)",
         "## Dynamic dense operators", markdown_table(dynamic_rows, dynamic_columns) if dynamic_rows else "(none measured)",
         f"![speed vs numpy]({name}.png)",
     ])
