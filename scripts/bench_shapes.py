@@ -329,7 +329,7 @@ def report(name: str, quick: bool, machine: dict, checkpoints: list[int], static
     targets = [t for n in checkpoints for t in static_targets(static_rows, n)] if static_rows else []
     targets += gemv_target(static_rows, max(checkpoints))
     targets += dynamic_targets(dynamic_rows) if dynamic_rows else []
-    result = {"machine": machine, "quick": quick, "checkpoints": checkpoints, "targets": targets,
+    result = {"machine": machine, "quick": quick, "checkpoints": checkpoints, "judging": JUDGING, "targets": targets,
               "static": static_rows, "dynamic": dynamic_rows, **({"interrupted": missing} if missing else {})}
     trials = max(checkpoints)
     static_columns = [("family", "model", ""), ("what", "matmul", ""), ("workload", "workload", ""),
