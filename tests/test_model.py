@@ -58,11 +58,11 @@ def gemm_model(path, k=24, n=40, seed=1):
 
 
 def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
-    from tvm_morello.model import compile_model
+    import tvm_morello  # the entry point the package names at its top
 
     path, (w1, b1, w2) = mlp_model(tmp_path / "mlp.onnx")
     out = tmp_path / "mlp.so"
-    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out, work_dir=tmp_path / "records",
+    compiled = tvm_morello.compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out, work_dir=tmp_path / "records",
                              config=TINY, show_progress=False)
     assert compiled.matmuls == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq

@@ -18,6 +18,7 @@ _LAZY = {
     "synthesize": "tvm_morello.search",
     "candidate_schedules": "tvm_morello.codegen",
     "MorelloSearch": "tvm_morello.tune",
+    "compile_model": "tvm_morello.model",
 }
 
 
@@ -39,6 +40,7 @@ __all__ = [
     "UnsupportedTargetError",
     "VerificationError",
     "candidate_schedules",
+    "compile_model",
     "detect_cpu",
     "resolve_target",
     "synthesize",
