@@ -289,14 +289,14 @@ def summarize(workload: str, strategy: str, result: dict, checkpoints: list[int]
     return rows
 
 
-def reach_row(workload: str, curves: dict, judged: dict, per_iter: int, trials: int) -> dict:
+def reach_row(workload: str, curves: dict, judged: dict, batches: list[int], trials: int) -> dict:
     """When MorelloSearch's best kernel first ran at least as fast as the default's final one, against the
     default's tuning time. Both kernels are judged (timed in turns after the tunes), MorelloSearch's best after
     each of its batches: a fastest tuning-time measurement of 128 noisy ones overstates the default's speed."""
     default = curves["evolutionary"]
     final = judged.get(f"evolutionary_{trials}")
     reached = None
-    for n in range(per_iter, len(curves["morello"]) + 1, per_iter):
+    for n in (n for n in batches if n <= len(curves["morello"])):
         kernel = judged.get(f"morello_{n}")
         if final is not None and kernel is not None and paired_speedup(final["rounds"], kernel["rounds"]) >= 1.0:
             reached = curves["morello"][n - 1]["wall_s"]
@@ -445,7 +445,7 @@ def main() -> None:
                                  "--rounds", str(JUDGE_ROUNDS)])
         for strategy in STRATEGIES:
             rows += summarize(workload, strategy, results[strategy], checkpoints, judged)
-        reach.append(reach_row(workload, curves[workload], judged, per_iter, max(checkpoints)))
+        reach.append(reach_row(workload, curves[workload], judged, batches, max(checkpoints)))
     report = {
         "machine": machine_info(),
         "config": {"quick": args.quick, "workloads": workloads, "checkpoints": checkpoints,
