@@ -296,7 +296,9 @@ def reach_row(workload: str, curves: dict, judged: dict, batches: list[int], tri
     default = curves["evolutionary"]
     final = judged.get(f"evolutionary_{trials}")
     reached = None
-    for n in (n for n in batches if n <= len(curves["morello"])):
+    for n in batches:
+        if n > len(curves["morello"]):  # the tune stopped early
+            break
         kernel = judged.get(f"morello_{n}")
         if final is not None and kernel is not None and paired_speedup(final["rounds"], kernel["rounds"]) >= 1.0:
             reached = curves["morello"][n - 1]["wall_s"]

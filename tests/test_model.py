@@ -62,8 +62,8 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
 
     path, (w1, b1, w2) = mlp_model(tmp_path / "mlp.onnx")
     out = tmp_path / "mlp.so"
-    compiled = tvm_morello.compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out, work_dir=tmp_path / "records",
-                             config=TINY, show_progress=False)
+    compiled = tvm_morello.compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out,
+                                         work_dir=tmp_path / "records", config=TINY, show_progress=False)
     assert compiled.matmuls == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
     checked = [(p["batch"], p["seq"]) for p in compiled.verification.points]
