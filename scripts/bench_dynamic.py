@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -20,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info  # noqa: E402
 
 SWEEPS = 3  # passes over every (operator, T), each timing tvm-morello then numpy: a slow spell of the VM (calls
-# at half speed for a second or so, a few per run) then spoils one pass's timing of a point, not all of them
+# at half speed for a second or so, a few per run) then spoils one pass's timing of a point, not all of them.
+# A point's speed vs numpy is the median over its alternations of the ratio within one: a spell slows both sides
+# of an alternation (seconds apart), while the best time of each side may come from different spells (the batch-1
+# probs·V at T = 4 read 0.76x numpy by best times, 1.17-1.24x by the ratio of every alternation, Zen 4)
 SHORT_ALTERNATIONS = 3  # per pass, for calls under SHORT_CALL_S: their timings swing by up to 1.5x
 SHORT_CALL_S = 1e-4
 MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long
@@ -163,13 +167,16 @@ def main() -> None:
     numpy_timer = NumpyTimer()
     points = [(plan, t) for plan in plans for t in cfg["eval_t"]]
     best: dict[tuple[str, int], list[float]] = {}  # (operator, T) -> [ours, numpy] seconds
+    ratios: dict[tuple[str, int], list[float]] = {}  # (operator, T) -> numpy / ours, per alternation
 
     def alternate(plan, t: int, times: int) -> None:
         env = env_for(plan.workload, t)
         pair = best.setdefault((plan.workload.name, t), [math.inf, math.inf])
         for _ in range(times):
-            pair[0] = min(pair[0], time_library(vm, plan, env))
-            pair[1] = min(pair[1], numpy_timer.time_workload(plan.workload, env))
+            ours = time_library(vm, plan, env)
+            theirs = numpy_timer.time_workload(plan.workload, env)
+            pair[0], pair[1] = min(pair[0], ours), min(pair[1], theirs)
+            ratios.setdefault((plan.workload.name, t), []).append(theirs / ours)
 
     for sweep in range(SWEEPS):
         for plan, t in points if sweep % 2 == 0 else points[::-1]:
@@ -182,7 +189,8 @@ def main() -> None:
         ours, theirs = best[plan.workload.name, t]
         rows.append({"operator": plan.workload.name, "T": t, "shape": plan.workload.dims(env),
                      "flops": plan.workload.flops(env), "ours_s": ours, "numpy_s": theirs,
-                     "speedup_vs_numpy": theirs / ours,
+                     "speedup_vs_numpy": statistics.median(ratios[plan.workload.name, t]),
+                     "alternations": len(ratios[plan.workload.name, t]),
                      "kernel": plan.kernels[plan.tree.predict_one([env[n] for n in plan.workload.var_names])].key})
     for plan in plans:
         op_rows = [r["speedup_vs_numpy"] for r in rows if r["operator"] == plan.workload.name]
@@ -191,7 +199,7 @@ def main() -> None:
     numpy_timer.close()
 
     # 4. meta-schedule tuned per shape at the sampled T
-    ms_runs = []
+    ms_runs, ms_reused = [], 0
     for plan in plans:
         for t in cfg["ms_t"]:
             env = env_for(plan.workload, t)
@@ -203,6 +211,7 @@ def main() -> None:
                 with ms_done_path.open("a") as f:
                     f.write(json.dumps(done) + "\n")
             else:  # kept from an interrupted run
+                ms_reused += 1
                 print(f"meta-schedule {plan.workload.name} T={t}: reusing the run kept in {ms_done_path}")
             ours = time_library(vm, plan, env)  # right after the meta-schedule kernel: same machine load
             ms_runs.append({**done, "ours_s": ours, "speedup_vs_ms": done["ms_s"] / ours})
@@ -236,7 +245,8 @@ def main() -> None:
         "machine": machine, "quick": args.quick, "settings": {k: v for k, v in cfg.items()},
         "targets": targets,
         "tuning": {"tvm_morello_s": ours_tuning, "tvm_morello_tuning_only_s": tuned,
-                   "meta_schedule_per_shape": ms_runs, "meta_schedule_8T_estimate_s": ms_sampled,
+                   "meta_schedule_per_shape": ms_runs, "meta_schedule_reused": ms_reused,
+                   "meta_schedule_8T_estimate_s": ms_sampled,
                    "meta_schedule_128T_estimate_s": ms_all},
         "plans": [{"operator": p.workload.name, "kernels": [k.key for k in p.kernels], "tree": p.tree.to_json(),
                    "predicted_geomean_gflops": p.provenance.get("predicted_geomean_gflops")} for p in plans],
@@ -252,7 +262,8 @@ def markdown(result: dict) -> str:
     lines = ["# Dynamic shapes: BERT-base matmuls over sequence length T", "",
              f"Machine: {result['machine']['cpu']} ({result['machine']['mcpu']}, {result['machine']['cores']} cores), "
              f"TVM {result['machine']['versions']['tvm']}; {'quick run' if result['quick'] else 'full run'}; "
-             f"load average at start {', '.join(f'{v:.1f}' for v in result['machine']['load_average_at_start'])}.", "",
+             f"load average at start {', '.join(f'{v:.1f}' for v in result['machine']['load_average_at_start'])}; "
+             f"cost constants: {result['machine'].get('cost_constants', 'not recorded')}.", "",
              "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
     for t in result["targets"]:
         lines.append(f"| {t['name']} | {t['value']:.2f}{t['unit']} | {'>=' if t['higher_is_better'] else '<='} "
@@ -261,7 +272,9 @@ def markdown(result: dict) -> str:
     lines += ["", "## Tuning time", "",
               f"tvm-morello, all operators and every T (tuning + compile + verification): {tuning['tvm_morello_s']:.1f} s.",
               f"meta-schedule per shape: estimated {tuning['meta_schedule_8T_estimate_s']:.0f} s for 8 sampled T and "
-              f"{tuning['meta_schedule_128T_estimate_s']:.0f} s for all 128 T (mean per-shape time x shapes).", "",
+              f"{tuning['meta_schedule_128T_estimate_s']:.0f} s for all 128 T (mean per-shape time x shapes)."
+              + (f" {tuning['meta_schedule_reused']} of these per-shape runs were kept from an earlier run in the same "
+                 "work directory (--work) and not repeated." if tuning.get("meta_schedule_reused") else ""), "",
               "| operator | T | meta-schedule tuning s | meta-schedule ms | tvm-morello ms | speedup |", "|---|---|---|---|---|---|"]
     for r in tuning["meta_schedule_per_shape"]:
         lines.append(f"| {r['operator']} | {r['T']} | {r['tuning_s']:.1f} | {r['ms_s'] * 1e3:.3f} | {r['ours_s'] * 1e3:.3f} | "
@@ -273,7 +286,8 @@ def markdown(result: dict) -> str:
               f"Each time is the best of {SWEEPS} sweeps over all points ({1 + (SWEEPS - 1) * SHORT_ALTERNATIONS} alternations "
               f"for calls under {SHORT_CALL_S * 1e6:.0f} us), each alternation timing the library entry (Relax VM, "
               f"dispatcher, output allocation, kernel) and then numpy in its own process, both repeated for at least "
-              f"{MIN_TIMED_S * 1e3:.0f} ms, best of 3.", "",
+              f"{MIN_TIMED_S * 1e3:.0f} ms, best of 3. 'vs numpy' is the median over a point's alternations of the "
+              "ratio within each (seconds apart, so a slow spell of the VM slows both sides of it).", "",
               "| operator | T | kernel | tvm-morello ms | numpy ms | vs numpy |",
               "|---|---|---|---|---|---|"]
     for r in result["rows"]:
