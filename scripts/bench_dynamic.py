@@ -166,32 +166,30 @@ def main() -> None:
     vm, _ = load_library(lib.library)
     numpy_timer = NumpyTimer()
     points = [(plan, t) for plan in plans for t in cfg["eval_t"]]
-    best: dict[tuple[str, int], list[float]] = {}  # (operator, T) -> [ours, numpy] seconds
-    ratios: dict[tuple[str, int], list[float]] = {}  # (operator, T) -> numpy / ours, per alternation
+    timings: dict[tuple[str, int], list[tuple[float, float]]] = {}  # (operator, T) -> (ours, numpy) s, per alternation
 
     def alternate(plan, t: int, times: int) -> None:
         env = env_for(plan.workload, t)
-        pair = best.setdefault((plan.workload.name, t), [math.inf, math.inf])
         for _ in range(times):
             ours = time_library(vm, plan, env)
-            theirs = numpy_timer.time_workload(plan.workload, env)
-            pair[0], pair[1] = min(pair[0], ours), min(pair[1], theirs)
-            ratios.setdefault((plan.workload.name, t), []).append(theirs / ours)
+            timings.setdefault((plan.workload.name, t), []).append(
+                (ours, numpy_timer.time_workload(plan.workload, env)))
 
     for sweep in range(SWEEPS):
         for plan, t in points if sweep % 2 == 0 else points[::-1]:
-            short = min(best.get((plan.workload.name, t), [math.inf])) < SHORT_CALL_S
+            short = min(map(min, timings.get((plan.workload.name, t), [(math.inf,)]))) < SHORT_CALL_S
             alternate(plan, t, SHORT_ALTERNATIONS if short else 1)
         print(f"timing sweep {sweep + 1}/{SWEEPS} done", flush=True)
     rows = []
     for plan, t in points:
         env = env_for(plan.workload, t)
-        ours, theirs = best[plan.workload.name, t]
+        pairs = timings[plan.workload.name, t]
+        ours, theirs = (min(side) for side in zip(*pairs))
         rows.append({"operator": plan.workload.name, "T": t, "shape": plan.workload.dims(env),
                      "flops": plan.workload.flops(env), "ours_s": ours, "numpy_s": theirs,
                      "speedup_vs_numpy": theirs / ours,
-                     "median_ratio_vs_numpy": statistics.median(ratios[plan.workload.name, t]),
-                     "alternations": len(ratios[plan.workload.name, t]),
+                     "median_ratio_vs_numpy": statistics.median(numpy_s / ours_s for ours_s, numpy_s in pairs),
+                     "alternations": len(pairs),
                      "kernel": plan.kernels[plan.tree.predict_one([env[n] for n in plan.workload.var_names])].key})
     for plan in plans:
         op_rows = [r["speedup_vs_numpy"] for r in rows if r["operator"] == plan.workload.name]
