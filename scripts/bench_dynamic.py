@@ -20,12 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import geomean, machine_info  # noqa: E402
 
-SWEEPS = 3  # passes over every (operator, T), each timing tvm-morello then numpy: a slow spell of the VM (calls
+SWEEPS = 4  # passes over every (operator, T), each timing tvm-morello then numpy: a slow spell of the VM (calls
 # at half speed for a second or so, a few per run) then spoils one pass's timing of a point, not all of them.
 # A point's speed vs numpy is the ratio of each side's best time; the median over its alternations of the ratio
 # within one is reported beside it: with 3 alternations it was the noisier of the two (Zen 4, 2026-12-07: 6
 # points below 0.9x, the worst 0.61x, against 4 and 0.84x by best times; the same geomean)
-SHORT_ALTERNATIONS = 3  # per pass, for calls under SHORT_CALL_S: their timings swing by up to 1.5x
+SHORT_ALTERNATIONS = 4  # per pass, for calls under SHORT_CALL_S. Their spells are longer than an alternation:
+# one 2 us attention call, timed 9 times over minutes beside numpy, read 1.43 us in some and 2.2 us in the rest,
+# whether or not the machine had idled or the thread pool spun just before (Zen 4, 2026-12-07)
 SHORT_CALL_S = 1e-4
 MIN_TIMED_S = 0.02  # each timing repeats a call for at least this long
 
