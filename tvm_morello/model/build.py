@@ -9,11 +9,12 @@ from ..spec.epilogue import Epilogue
 from ..spec.symbolic import VarRange
 from ..target import CpuTarget
 from .guard import with_range_checks
+from .softmax_calls import replace_softmax_calls
 
 
 def schedule_operators(mod, target: CpuTarget):
-    """Legalize, fuse and schedule every PrimFunc with ``codegen.operators.generic_rules``; what none applies to
-    keeps TVM's default lowering."""
+    """Softmaxes call ``codegen.softmax``'s kernel; legalize, fuse and schedule every other PrimFunc with
+    ``codegen.operators.generic_rules``; what none applies to keeps TVM's default lowering."""
     from tvm import relax
     from tvm.s_tir import dlight
 
@@ -21,7 +22,7 @@ def schedule_operators(mod, target: CpuTarget):
 
     # erf, exp and tanh as the polynomials TVM vectorises (libm's are called per lane): BERT's GELU at T = 128
     # took 2.3 ms, 0.14 ms so
-    mod = relax.get_pipeline("zero")(relax.transform.FastMathTransform()(mod))
+    mod = relax.get_pipeline("zero")(relax.transform.FastMathTransform()(replace_softmax_calls(mod, target.lanes())))
     with target.tvm_target():
         return dlight.ApplyDefaultSchedule(*generic_rules())(mod)
 

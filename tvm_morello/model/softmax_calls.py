@@ -1,0 +1,72 @@
+"""The model's softmaxes over their last axis replaced by calls of ``codegen.softmax``'s kernel, each on its input
+viewed as [rows, n]; a positive scalar scaling just before it (attention's scores times 1/sqrt(d), or divided by
+sqrt(d)) is folded into the kernel instead of running as a pass of its own."""
+from __future__ import annotations
+
+import math
+
+from ..codegen.softmax import softmax_rows_func
+from .matmul_calls import float32_constant
+
+
+def _positive_scalar(expr, lookup) -> float | None:
+    value = float32_constant(expr, lookup)
+    if value is None or value.size != 1:
+        return None
+    scalar = float(value.reshape(()))
+    return scalar if scalar > 0 and math.isfinite(scalar) else None
+
+
+def _op_name(expr) -> str | None:
+    import tvm
+    from tvm import relax
+
+    return expr.op.name if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) else None
+
+
+def _scaled_input(expr, lookup) -> tuple[object, float]:
+    """(x, s) when ``expr`` is x * s or x / (1 / s) with s a positive scalar constant (and x of ``expr``'s
+    shape), else (expr, 1)."""
+    import tvm_ffi
+    from tvm import relax
+
+    bound = lookup(expr) if isinstance(expr, relax.Var) else expr
+    name = _op_name(bound)
+    if name in ("relax.multiply", "relax.divide"):
+        x, c = bound.args
+        scalar = _positive_scalar(c, lookup)
+        if scalar is not None and tvm_ffi.structural_equal(x.ty.shape, expr.ty.shape):
+            return x, scalar if name == "relax.multiply" else 1 / scalar
+    return expr, 1.0
+
+
+def replace_softmax_calls(mod, lanes: int):
+    """``mod`` with every float32 ``R.nn.softmax`` over the last axis of ``main`` calling the vectorised kernel
+    (one PrimFunc per distinct folded scale); other softmaxes are left to TVM's lowering."""
+    from tvm import relax
+
+    kernels: dict[float, object] = {}
+
+    @relax.expr_functor.mutator
+    class Rewriter(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = self.visit_expr_post_order(call)
+            if _op_name(call) != "relax.nn.softmax":
+                return call
+            x = call.args[0]
+            ty = x.ty
+            if ty.dtype != "float32" or ty.shape is None or int(call.attrs.axis) not in (-1, len(ty.shape.values) - 1):
+                return call
+            source, scale = _scaled_input(x, self.lookup_binding)
+            if scale not in kernels:
+                kernels[scale] = self.builder_.add_func(softmax_rows_func(lanes, scale),
+                                                        f"softmax_rows_{len(kernels)}")
+            dims = list(ty.shape.values)
+            flat_shape = [math.prod(dims[:-1], start=1), dims[-1]]  # rows: a PrimExpr of the model's dimensions
+            flat = self.builder_.emit(relax.op.reshape(source, relax.ShapeExpr(flat_shape)))
+            out = self.builder_.emit(relax.call_tir(kernels[scale], [flat], relax.TensorType(flat_shape, "float32")))
+            return relax.op.reshape(out, relax.ShapeExpr(dims))
+
+    rewriter = Rewriter(mod)
+    rewriter.builder_.update_func(mod.get_global_var("main"), rewriter.visit_expr(mod["main"]))
+    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
