@@ -50,11 +50,20 @@ def _softmax_module(scaling, axis=-1):
     return bb.get()
 
 
+def _by(op_name, c):
+    """x -> op(x, c) for a float32 scalar constant c (``op_name``: "multiply" or "divide")."""
+    def scaling(x):
+        from tvm import relax
+
+        return getattr(relax.op, op_name)(x, relax.const(c, "float32"))
+    return scaling
+
+
 @pytest.mark.parametrize("scaling, scale, folded", [
-    (lambda x: __import__("tvm").relax.op.multiply(x, __import__("tvm").relax.const(0.125, "float32")), 0.125, True),
-    (lambda x: __import__("tvm").relax.op.divide(x, __import__("tvm").relax.const(8.0, "float32")), 0.125, True),
+    (_by("multiply", 0.125), 0.125, True),
+    (_by("divide", 8.0), 0.125, True),
     (None, 1.0, True),
-    (lambda x: __import__("tvm").relax.op.multiply(x, __import__("tvm").relax.const(-0.5, "float32")), -0.5, False),
+    (_by("multiply", -0.5), -0.5, False),  # a negative scale flips which element is the row's maximum: not folded
 ])
 def test_model_softmax_calls_the_kernel_with_its_scaling_folded(host, scaling, scale, folded):
     import tvm

@@ -3,13 +3,13 @@ times in whole vectors (max; exp and sum; scale by the inverse sum) with a scala
 precedes an attention softmax folded in.
 
 TVM's own lowering of a symbolic softmax runs five loops per row through row-sized workspace buffers and a separate
-pass for the scaling (BERT-base at batch 16, T = 128: 2.1 ms softmax + 1.4 ms scaling; this kernel 0.8 ms)."""
+pass for the scaling (BERT-base at batch 16, T = 128, Zen 4: 2.1 ms softmax + 1.4 ms scaling; this kernel 0.75 ms)."""
 from __future__ import annotations
 
 import math
 
 EXP_DEGREE = 6  # e^r's Taylor polynomial on |r| <= ln2 / 2 (1.2e-7); results within 1e-6 of numpy's
-ROWS_PER_TASK = 16  # rows per parallel iteration: the kernel's register buffers are allocated once per iteration
+ROWS_PER_TASK = 16  # rows per parallel iteration: its lane buffers are allocated once per iteration, not per row
 
 
 def _exp_lines(value: str, out: str, indent: str, i: str) -> str:
