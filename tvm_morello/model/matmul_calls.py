@@ -31,10 +31,12 @@ class MatmulCall:
     weight: np.ndarray | None = None
 
 
-def _op(name: str):
+def is_call(expr, op_name: str) -> bool:
+    """Whether ``expr`` is a call of the Relax operator ``op_name`` (e.g. "relax.matmul")."""
     import tvm
+    from tvm import relax
 
-    return tvm.ir.Op.get(name)
+    return isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get(op_name)
 
 
 def float32_constant(expr, lookup) -> np.ndarray | None:
@@ -61,7 +63,7 @@ def _constant_weight(expr, lookup) -> tuple[np.ndarray, bool] | None:
     value = float32_constant(expr, lookup)
     if value is not None:
         return (value, False) if value.ndim == 2 else None
-    if isinstance(expr, relax.Call) and expr.op == _op("relax.permute_dims"):
+    if is_call(expr, "relax.permute_dims"):
         inner = _constant_weight(expr.args[0], lookup)
         axes = expr.attrs.axes
         if inner is not None and not inner[1] and (axes is None or [int(a) for a in axes] == [1, 0]):
@@ -118,7 +120,7 @@ def find_matmul_call(value, lookup, ranges: Mapping[str, VarRange]) -> MatmulCal
     """The MatmulCall ``value`` (a bound Relax expression) is, or None."""
     from tvm import relax
 
-    if not (isinstance(value, relax.Call) and value.op == _op("relax.matmul")):
+    if not is_call(value, "relax.matmul"):
         return None
     lhs = tensor_dims(value.args[0])
     if lhs is None:

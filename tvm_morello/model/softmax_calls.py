@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..codegen.softmax import softmax_rows_func
-from .matmul_calls import float32_constant
+from .matmul_calls import float32_constant, is_call
 
 
 def _positive_scalar(expr, lookup) -> float | None:
@@ -17,13 +17,6 @@ def _positive_scalar(expr, lookup) -> float | None:
     return scalar if scalar > 0 and math.isfinite(scalar) else None
 
 
-def _op_name(expr) -> str | None:
-    import tvm
-    from tvm import relax
-
-    return expr.op.name if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) else None
-
-
 def _scaled_input(expr, lookup) -> tuple[object, float]:
     """(x, s) when ``expr`` is x * s or x / (1 / s) with s a positive scalar constant (and x of ``expr``'s
     shape), else (expr, 1)."""
@@ -31,12 +24,12 @@ def _scaled_input(expr, lookup) -> tuple[object, float]:
     from tvm import relax
 
     bound = lookup(expr) if isinstance(expr, relax.Var) else expr
-    name = _op_name(bound)
-    if name in ("relax.multiply", "relax.divide"):
+    multiply = is_call(bound, "relax.multiply")
+    if multiply or is_call(bound, "relax.divide"):
         x, c = bound.args
         scalar = _positive_scalar(c, lookup)
         if scalar is not None and tvm_ffi.structural_equal(x.ty.shape, expr.ty.shape):
-            return x, scalar if name == "relax.multiply" else 1 / scalar
+            return x, scalar if multiply else 1 / scalar
     return expr, 1.0
 
 
@@ -51,7 +44,7 @@ def replace_softmax_calls(mod, lanes: int):
     class Rewriter(relax.PyExprMutator):
         def visit_call_(self, call):
             call = self.visit_expr_post_order(call)
-            if _op_name(call) != "relax.nn.softmax":
+            if not is_call(call, "relax.nn.softmax"):
                 return call
             x = call.args[0]
             ty = x.ty
