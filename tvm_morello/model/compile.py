@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Mapping
 
 from ..dynamic.config import TuningConfig
+from ..dynamic.jobs import workload_candidates
 from ..dynamic.plan import OperatorPlan
 from ..dynamic.tuner import tune_dynamic
-from ..errors import UnsupportedOperatorError
+from ..errors import MorelloError, UnsupportedOperatorError
 from ..library.export import checked_plans, measured_kernels
 from ..library.manifest import build_manifest, manifest_path, write_manifest
 from ..spec.symbolic import VarRange
@@ -44,6 +45,7 @@ class CompiledModel:
     timings: dict = field(default_factory=dict)
     epilogues: dict = field(default_factory=dict)  # workload name -> the epilogues its kernels run
     latency: tuple = ()  # ({dimension: value, ..., "ms": milliseconds per call}, ...) as measured
+    generic: dict = field(default_factory=dict)  # workload name -> why no kernel of ours expresses it
 
     @property
     def epilogue_count(self) -> int:
@@ -66,6 +68,7 @@ class CompiledModel:
             fused = ", ".join(e.ops for e in self.epilogues.get(plan.workload.name, ())) or "-"
             lines.append(f"| {plan.workload.name} | {_ranges_text(plan.workload)} | {len(plan.tree.kernels_used())} | "
                          f"{plan.provenance.get('tuning_seconds', 0.0):.1f} | {fused} |")
+        lines += [f"{name}: not tuned ({why}); TVM's generic schedule" for name, why in self.generic.items()]
         references = sorted({point["reference"] for point in self.verification.points})
         lines.append(f"verified at {len(self.verification.points)} points against {' and '.join(references)} "
                      f"(max abs error {self.verification.max_abs_error:.2g}); "
@@ -117,6 +120,9 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     say(f"{len(calls)} matmuls found, {len(workloads)} distinct workloads: "
         + ", ".join(f"{wl.name} ({_ranges_text(wl)})" for wl in workloads), flush=True)
     config = config or TuningConfig()
+    workloads, generic = _expressible(workloads, target, config)
+    for name, why in generic.items():
+        say(f"{name}: {why}; it keeps TVM's generic schedule", flush=True)
     plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
                          print_summary=False) if workloads else []
     # timed against numpy at the small end and a spread of every range, re-planned where a kernel loses
@@ -124,7 +130,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     timings["tuning"] = time.perf_counter() - start
     start = time.perf_counter()
     say("building the model ...", flush=True)
-    fused = find_fused_matmuls(mod, var_ranges)
+    fused = [f for f in find_fused_matmuls(mod, var_ranges) if f.call.workload.name not in generic]
     rewritten = replace_matmul_calls(mod, var_ranges, plans, fused)
     epilogues = distinct_epilogues(fused)
     executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target), epilogues)
@@ -158,9 +164,23 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
         manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues,
                                             latency), manifest_path(library))
     compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
-                             epilogues, latency)
+                             epilogues, latency, generic)
     say(compiled.summary())
     return compiled
+
+
+def _expressible(workloads, target, config) -> tuple[list, dict[str, str]]:
+    """(the workloads our micro-kernels express, {name: why not} for the others): a model with such a matmul
+    (e.g. attention's probs·V with a head narrower than a vector) still compiles, that matmul untuned."""
+    kept, generic = [], {}
+    for workload in workloads:
+        try:
+            workload_candidates(workload, target, config)
+        except MorelloError as err:
+            generic[workload.name] = str(err).removeprefix(f"{workload.name}: ")
+            continue
+        kept.append(workload)
+    return kept, generic
 
 
 def _export_unverified(executable, library: Path) -> Path:

@@ -5,7 +5,10 @@ transposed ([n, k] behind ``permute_dims``, as ONNX Gemm and PyTorch's Linear ex
 the activation's leading dimensions (batch * seq), its weight packed into panels once, at compile time; and a
 batched matmul of two activations (attention's QKᵀ and probs·V), over a batch = the product of the leading
 dimensions (batch * heads), with m, k, n static or one of the model's dimensions. Each gets a DynamicWorkload whose
-ranges and distribution follow from the model's dimension ranges; identical workloads share one plan."""
+ranges and distribution follow from the model's dimension ranges; identical workloads share one plan. A batched
+matmul whose B is a ``permute_dims`` ending in its source's last two axes swapped back (attention's Kᵀ) reads B
+as [n, k] instead, the layout the dot-form kernels take: that permutation is replaced by one that keeps k
+innermost, or by none when B's source is already [..., n, k]."""
 from __future__ import annotations
 
 import itertools
@@ -29,6 +32,7 @@ class MatmulCall:
 
     workload: DynamicWorkload
     weight: np.ndarray | None = None
+    b_axes: tuple[int, ...] | None = None  # B read as [..., n, k]: permute_dims(B's source, b_axes)
 
 
 def is_call(expr, op_name: str) -> bool:
@@ -128,8 +132,31 @@ def find_matmul_call(value, lookup, ranges: Mapping[str, VarRange]) -> MatmulCal
     weight = _constant_weight(value.args[1], lookup)
     if weight is not None:
         return _dense(lhs, *weight, ranges)
+    transposed = _transposed_source(value.args[1], lookup)
+    if transposed is not None:
+        call = _batched(lhs, *transposed, ranges)
+        if call is not None:
+            return call
     rhs = tensor_dims(value.args[1])
-    return _batched(lhs, rhs, ranges) if rhs is not None else None
+    return _batched(lhs, rhs, None, ranges) if rhs is not None else None
+
+
+def _transposed_source(expr, lookup) -> tuple[list, tuple[int, ...]] | None:
+    """(B's dimensions as [..., n, k], the permutation of B's source that gives them) when ``expr`` is
+    ``permute_dims(source, axes)`` that makes the source's innermost axis B's k (attention's Kᵀ; probs·V's V
+    keeps its rows and is left alone); the permutation is the identity when ``axes`` only swaps the last two."""
+    from tvm import relax
+
+    if isinstance(expr, relax.Var):
+        expr = lookup(expr)
+    if not is_call(expr, "relax.permute_dims") or expr.attrs.axes is None:
+        return None
+    source = tensor_dims(expr.args[0])
+    axes = [int(a) for a in expr.attrs.axes]
+    if source is None or len(axes) < 3 or axes[-2] != len(axes) - 1:
+        return None
+    b_axes = tuple(axes[:-2] + [axes[-1], axes[-2]])
+    return [source[a] for a in b_axes], b_axes
 
 
 def _dense(lhs, stored, transpose_b: bool, ranges) -> MatmulCall | None:
@@ -143,8 +170,9 @@ def _dense(lhs, stored, transpose_b: bool, ranges) -> MatmulCall | None:
     return MatmulCall(workload, stored)
 
 
-def _batched(lhs, rhs, ranges) -> MatmulCall | None:
-    """A[..., m, k] @ B[..., k, n] with equal leading dimensions: a batch_matmul over their product."""
+def _batched(lhs, rhs, b_axes, ranges) -> MatmulCall | None:
+    """A[..., m, k] @ B[..., k, n] with equal leading dimensions: a batch_matmul over their product; with
+    ``b_axes`` (B's source permuted by them), ``rhs`` is B's [..., n, k] form."""
     import tvm
     import tvm_ffi
 
@@ -153,15 +181,18 @@ def _batched(lhs, rhs, ranges) -> MatmulCall | None:
     leading = lhs[:-2]
     if any(not tvm_ffi.structural_equal(a, b) for a, b in zip(leading, rhs[:-2])):
         return None
-    m, k, n = (_dim(d, ranges) for d in (lhs[-2], lhs[-1], rhs[-1]))
-    if None in (m, k, n) or not isinstance(m, str) or _dim(rhs[-2], ranges) != k:
+    transpose_b = b_axes is not None
+    rhs_k, rhs_n = (rhs[-1], rhs[-2]) if transpose_b else (rhs[-2], rhs[-1])
+    m, k, n = (_dim(d, ranges) for d in (lhs[-2], lhs[-1], rhs_n))
+    if None in (m, k, n) or not isinstance(m, str) or _dim(rhs_k, ranges) != k:
         return None
     batch = product_range(leading, ranges)
     if batch is None or any(isinstance(d, tvm.tirx.Var) and d.name in (m, k, n) for d in leading):
         return None
     own = {d: ranges[d] for d in (m, k, n) if isinstance(d, str)}
-    return MatmulCall(DynamicWorkload(f"bmm_{m}x{k}x{n}", BATCH_VAR, m, k, n,
-                                      tuple(sorted({BATCH_VAR: batch, **own}.items())), transpose_b=False))
+    name = f"bmm_{m}x{k}x{n}{'_t' if transpose_b else ''}"
+    return MatmulCall(DynamicWorkload(name, BATCH_VAR, m, k, n, tuple(sorted({BATCH_VAR: batch, **own}.items())),
+                                      transpose_b=transpose_b), b_axes=b_axes)
 
 
 def find_matmul_calls(mod, ranges: Mapping[str, VarRange]) -> list[MatmulCall]:
@@ -222,11 +253,21 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[Op
                 args, rows = self._dense_args(lhs, found, plan)
                 out_shape = [rows, wl.n]
             else:
+                rhs = self._b_operand(rhs, found.b_axes)
                 rhs_dims = list(rhs.ty.shape.values)
                 batch = math.prod(dims[1:-2], start=dims[0])
                 args = [self._with_shape(lhs, [batch, *dims[-2:]]), self._with_shape(rhs, [batch, *rhs_dims[-2:]])]
-                out_shape = [batch, dims[-2], rhs_dims[-1]]
+                out_shape = [batch, dims[-2], rhs_dims[-2] if wl.transpose_b else rhs_dims[-1]]
             return self._call(plan.dispatcher, args, out_shape, call)
+
+        def _b_operand(self, rhs, b_axes):
+            """B as the kernels read it: ``rhs`` itself, or its permutation's source permuted by ``b_axes``."""
+            if b_axes is None:
+                return rhs
+            source = (self.lookup_binding(rhs) if isinstance(rhs, relax.Var) else rhs).args[0]
+            if list(b_axes) == list(range(len(b_axes))):
+                return source
+            return self.builder_.emit(relax.op.permute_dims(source, list(b_axes)))
 
         def _dense_args(self, lhs, found: MatmulCall, plan):
             """([activation as [rows, k], packed weight], rows) of a dense layer's dispatcher call."""
