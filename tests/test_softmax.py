@@ -94,3 +94,15 @@ def test_softmax_over_another_axis_is_left_to_tvm(host):
     x = np.random.default_rng(2).uniform(-5, 5, (2, 12, 5, 5)).astype("float32")
     np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), 2 * numpy_softmax(x, axis=1),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_model_softmax_vectors_are_the_named_targets_width(cpu):
+    """The kernel a model's softmax calls works in the target's vectors (8 lanes on AVX2, 16 on AVX-512)."""
+    import re
+
+    from tvm_morello.model.build import schedule_operators
+
+    mod = schedule_operators(_softmax_module(_by("multiply", 0.125)), cpu)
+    (kernel,) = [func for gv, func in mod.functions.items() if gv.name_hint.startswith("softmax_rows")]
+    widths = re.findall(r"T\.vectorized\(T\.int64\((\d+)\)", kernel.script())
+    assert widths and set(widths) == {str(cpu.lanes())}
