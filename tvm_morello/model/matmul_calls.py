@@ -6,9 +6,9 @@ the activation's leading dimensions (batch * seq), its weight packed into panels
 batched matmul of two activations (attention's QKᵀ and probs·V), over a batch = the product of the leading
 dimensions (batch * heads), with m, k, n static or one of the model's dimensions. Each gets a DynamicWorkload whose
 ranges and distribution follow from the model's dimension ranges; identical workloads share one plan. A batched
-matmul whose B is a ``permute_dims`` ending in its source's last two axes swapped back (attention's Kᵀ) reads B
-as [n, k] instead, the layout the dot-form kernels take: that permutation is replaced by one that keeps k
-innermost, or by none when B's source is already [..., n, k]."""
+matmul whose B is ``permute_dims`` of a tensor whose innermost axis becomes k (attention's Kᵀ) reads B as [n, k]
+rows instead, the layout the dot-form kernels take: the permutation is replaced by one that keeps k innermost
+(none when the tensor already is [..., n, k])."""
 from __future__ import annotations
 
 import itertools
