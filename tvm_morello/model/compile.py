@@ -162,7 +162,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
         library = Path(out)
         os.replace(staged, library)
         manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues,
-                                            latency), manifest_path(library))
+                                            latency, generic), manifest_path(library))
     compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
                              epilogues, latency, generic)
     say(compiled.summary())
@@ -192,15 +192,15 @@ def _export_unverified(executable, library: Path) -> Path:
 
 
 def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target,
-              epilogues, latency) -> dict:
+              epilogues, latency, generic) -> dict:
     """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls and the
-    epilogues their kernels run, its measured latency, how to call it."""
+    epilogues their kernels run, the matmuls left to TVM's schedule and why, its measured latency, how to call it."""
     manifest = build_manifest(plans, target, library, verification.to_json())
     by_name = {plan.workload.name: plan for plan in plans}
     manifest.update(
         kind="model", ranges={name: r.to_json() for name, r in ranges.items()}, matmuls=matmuls,
         epilogues={name: [{"ops": e.ops, "dispatcher": by_name[name].dispatcher_with(e)} for e in found]
                    for name, found in epilogues.items()},
-        latency_ms=list(latency),
+        untuned_matmuls=dict(generic), latency_ms=list(latency),
         loading=f"{manifest['loading']}; out = vm['main'](*inputs)")
     return manifest
