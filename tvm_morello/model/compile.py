@@ -45,7 +45,7 @@ class CompiledModel:
     timings: dict = field(default_factory=dict)
     epilogues: dict = field(default_factory=dict)  # workload name -> the epilogues its kernels run
     latency: tuple = ()  # ({dimension: value, ..., "ms": milliseconds per call}, ...) as measured
-    generic: dict = field(default_factory=dict)  # workload name -> why no kernel of ours expresses it
+    untuned_matmuls: dict = field(default_factory=dict)  # workload name -> why no kernel of ours expresses it
 
     @property
     def epilogue_count(self) -> int:
@@ -68,7 +68,7 @@ class CompiledModel:
             fused = ", ".join(e.ops for e in self.epilogues.get(plan.workload.name, ())) or "-"
             lines.append(f"| {plan.workload.name} | {_ranges_text(plan.workload)} | {len(plan.tree.kernels_used())} | "
                          f"{plan.provenance.get('tuning_seconds', 0.0):.1f} | {fused} |")
-        lines += [f"{name}: not tuned ({why}); TVM's generic schedule" for name, why in self.generic.items()]
+        lines += [f"{name}: not tuned ({why}); TVM's generic schedule" for name, why in self.untuned_matmuls.items()]
         references = sorted({point["reference"] for point in self.verification.points})
         lines.append(f"verified at {len(self.verification.points)} points against {' and '.join(references)} "
                      f"(max abs error {self.verification.max_abs_error:.2g}); "
@@ -120,8 +120,8 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     say(f"{len(calls)} matmuls found, {len(workloads)} distinct workloads: "
         + ", ".join(f"{wl.name} ({_ranges_text(wl)})" for wl in workloads), flush=True)
     config = config or TuningConfig()
-    workloads, generic = _expressible(workloads, target, config)
-    for name, why in generic.items():
+    workloads, untuned_matmuls = _expressible(workloads, target, config)
+    for name, why in untuned_matmuls.items():
         say(f"{name}: {why}; it keeps TVM's generic schedule", flush=True)
     plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
                          print_summary=False) if workloads else []
@@ -130,7 +130,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     timings["tuning"] = time.perf_counter() - start
     start = time.perf_counter()
     say("building the model ...", flush=True)
-    fused = [f for f in find_fused_matmuls(mod, var_ranges) if f.call.workload.name not in generic]
+    fused = [f for f in find_fused_matmuls(mod, var_ranges) if f.call.workload.name not in untuned_matmuls]
     rewritten = replace_matmul_calls(mod, var_ranges, plans, fused)
     epilogues = distinct_epilogues(fused)
     executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target), epilogues)
@@ -162,9 +162,9 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
         library = Path(out)
         os.replace(staged, library)
         manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues,
-                                            latency, generic), manifest_path(library))
+                                            latency, untuned_matmuls), manifest_path(library))
     compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
-                             epilogues, latency, generic)
+                             epilogues, latency, untuned_matmuls)
     say(compiled.summary())
     return compiled
 
@@ -172,15 +172,15 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
 def _expressible(workloads, target, config) -> tuple[list, dict[str, str]]:
     """(the workloads our micro-kernels express, {name: why not} for the others): a model with such a matmul
     (e.g. attention's probs·V with a head narrower than a vector) still compiles, that matmul untuned."""
-    kept, generic = [], {}
+    kept, untuned = [], {}
     for workload in workloads:
         try:
             workload_candidates(workload, target, config)
         except MorelloError as err:
-            generic[workload.name] = str(err).removeprefix(f"{workload.name}: ")
+            untuned[workload.name] = str(err).removeprefix(f"{workload.name}: ")
             continue
         kept.append(workload)
-    return kept, generic
+    return kept, untuned
 
 
 def _export_unverified(executable, library: Path) -> Path:
@@ -192,7 +192,7 @@ def _export_unverified(executable, library: Path) -> Path:
 
 
 def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target,
-              epilogues, latency, generic) -> dict:
+              epilogues, latency, untuned_matmuls) -> dict:
     """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls and the
     epilogues their kernels run, the matmuls left to TVM's schedule and why, its measured latency, how to call it."""
     manifest = build_manifest(plans, target, library, verification.to_json())
@@ -201,6 +201,6 @@ def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVer
         kind="model", ranges={name: r.to_json() for name, r in ranges.items()}, matmuls=matmuls,
         epilogues={name: [{"ops": e.ops, "dispatcher": by_name[name].dispatcher_with(e)} for e in found]
                    for name, found in epilogues.items()},
-        untuned_matmuls=dict(generic), latency_ms=list(latency),
+        untuned_matmuls=dict(untuned_matmuls), latency_ms=list(latency),
         loading=f"{manifest['loading']}; out = vm['main'](*inputs)")
     return manifest
