@@ -246,6 +246,33 @@ def test_a_transposed_key_is_read_as_rows(tmp_path, heads, k, key_axes):
     assert not probs_v.workload.transpose_b and probs_v.b_axes is None
 
 
+def test_a_key_transposed_in_its_last_two_axes_is_read_in_place():
+    """PyTorch's ``q @ k.transpose(-2, -1)`` on split heads: K's [batch, heads, seq, d] rows are B as they are."""
+    from tvm import relax, tirx
+
+    from tvm_morello.dynamic import OperatorPlan
+    from tvm_morello.model.matmul_calls import find_matmul_calls, replace_matmul_calls
+    from tvm_morello.model.source import model_ranges
+
+    bb = relax.BlockBuilder()
+    batch, seq = tirx.Var("batch", "int64"), tirx.Var("seq", "int64")
+    q, k = (relax.Var(name, relax.TensorType((batch, 2, seq, 8), "float32")) for name in ("q", "k"))
+    with bb.function("main", [q, k]):
+        with bb.dataflow():
+            kt = bb.emit(relax.op.permute_dims(k, [0, 1, 3, 2]))
+            out = bb.emit_output(relax.op.matmul(q, kt))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    ranges = model_ranges(mod["main"], {"batch": (1, 3), "seq": (1, 12)})
+    (call,) = find_matmul_calls(mod, ranges)
+    assert call.workload.name == "bmm_seqx8xseq_t" and call.b_axes == (0, 1, 2, 3)
+    assert call.workload.range_of("nbatch").hi == 6
+    plan = OperatorPlan(call.workload, panel=0, kernels=(), tree=None)  # the rewrite reads only its names
+    rewritten = replace_matmul_calls(mod, ranges, [plan])["main"].script()
+    assert "permute_dims" not in rewritten and plan.dispatcher in rewritten
+    assert "R.reshape(k, R.shape([batch * 2, seq, 8]))" in rewritten
+
+
 @pytest.mark.parametrize("heads, k", [(1, 16), (2, 24)])
 def test_attention_matmuls_over_a_symbolic_batch_are_tuned_and_exact(tmp_path, heads, k):
     """Both attention matmuls over batch x heads; with two heads of 12, probs·V (n = 12, no multiple of the
