@@ -43,14 +43,20 @@ def is_call(expr, op_name: str) -> bool:
     return isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get(op_name)
 
 
+def bound_value(expr, lookup):
+    """The expression a variable is bound to (``lookup`` gives it, or None for a parameter); any other
+    expression itself."""
+    from tvm import relax
+
+    return lookup(expr) if isinstance(expr, relax.Var) else expr
+
+
 def float32_constant(expr, lookup) -> np.ndarray | None:
     """The value of ``expr`` when it is a float32 constant, or a variable bound to one (``lookup`` gives the
     value a variable is bound to, or None)."""
     import tvm
-    from tvm import relax
 
-    if isinstance(expr, relax.Var):
-        expr = lookup(expr)
+    expr = bound_value(expr, lookup)
     if not isinstance(expr, tvm.ir.expr.GenericConst):
         return None
     value = expr.value.numpy()
@@ -60,10 +66,7 @@ def float32_constant(expr, lookup) -> np.ndarray | None:
 def _constant_weight(expr, lookup) -> tuple[np.ndarray, bool] | None:
     """(weight as stored, stored transposed) when ``expr`` is a 2-D float32 constant or its transpose
     (``lookup`` gives the value a variable is bound to, or None)."""
-    from tvm import relax
-
-    if isinstance(expr, relax.Var):
-        expr = lookup(expr)
+    expr = bound_value(expr, lookup)
     value = float32_constant(expr, lookup)
     if value is not None:
         return (value, False) if value.ndim == 2 else None
@@ -122,8 +125,6 @@ def tensor_dims(expr):
 
 def find_matmul_call(value, lookup, ranges: Mapping[str, VarRange]) -> MatmulCall | None:
     """The MatmulCall ``value`` (a bound Relax expression) is, or None."""
-    from tvm import relax
-
     if not is_call(value, "relax.matmul"):
         return None
     lhs = tensor_dims(value.args[0])
@@ -145,10 +146,7 @@ def _transposed_source(expr, lookup) -> tuple[list, tuple[int, ...]] | None:
     """(B's dimensions as [..., n, k], the permutation of B's source that gives them) when ``expr`` is
     ``permute_dims(source, axes)`` that makes the source's innermost axis B's k (attention's Kᵀ; probs·V's V
     keeps its rows and is left alone); the permutation is the identity when ``axes`` only swaps the last two."""
-    from tvm import relax
-
-    if isinstance(expr, relax.Var):
-        expr = lookup(expr)
+    expr = bound_value(expr, lookup)
     if not is_call(expr, "relax.permute_dims") or expr.attrs.axes is None:
         return None
     source = tensor_dims(expr.args[0])
@@ -264,7 +262,7 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[Op
             """B as the kernels read it: ``rhs`` itself, or its permutation's source permuted by ``b_axes``."""
             if b_axes is None:
                 return rhs
-            source = (self.lookup_binding(rhs) if isinstance(rhs, relax.Var) else rhs).args[0]
+            source = bound_value(rhs, self.lookup_binding).args[0]
             if list(b_axes) == list(range(len(b_axes))):
                 return source
             return self.builder_.emit(relax.op.permute_dims(source, list(b_axes)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..codegen.softmax import softmax_rows_func
-from .matmul_calls import float32_constant, is_call
+from .matmul_calls import bound_value, float32_constant, is_call
 
 
 def _positive_scalar(expr, lookup) -> float | None:
@@ -21,9 +21,8 @@ def _scaled_input(expr, lookup) -> tuple[object, float]:
     """(x, s) when ``expr`` is x * s or x / (1 / s) with s a positive scalar constant (and x of ``expr``'s
     shape), else (expr, 1)."""
     import tvm_ffi
-    from tvm import relax
 
-    bound = lookup(expr) if isinstance(expr, relax.Var) else expr
+    bound = bound_value(expr, lookup)
     multiply = is_call(bound, "relax.multiply")
     if multiply or is_call(bound, "relax.divide"):
         x, c = bound.args
