@@ -66,20 +66,30 @@ def test_kernel_with_an_epilogue_matches_numpy(m):
     np.testing.assert_allclose(out.numpy(), residual - h * (1 + erf(h / math.sqrt(2.0))) * 0.5, rtol=1e-4, atol=1e-5)
 
 
-def ffn_model(path, k=32, h=64, seed=3, escape=False):
-    """x[batch, seq, k] -> MatMul(W1) + b1 -> erf-GELU -> MatMul(W2) + b2 -> + x: BERT's feed-forward block.
-    ``escape``: the pre-GELU activation is also an output, so only its bias add can run in the kernel."""
+GELU_TANH = math.sqrt(2 / math.pi)
+
+
+def ffn_model(path, k=32, h=64, seed=3, escape=False, gelu="erf"):
+    """x[batch, seq, k] -> MatMul(W1) + b1 -> GELU -> MatMul(W2) + b2 -> + x: BERT's feed-forward block.
+    ``escape``: the pre-GELU activation is also an output, so only its bias add can run in the kernel. ``gelu``:
+    "erf" (BERT's) or "tanh" (GPT-2's, as its exporters write it: 0.5 h (1 + tanh(c (h + 0.044715 Pow(h, 3)))))."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     weights = {"w1": rng.uniform(-1, 1, (k, h)), "b1": rng.uniform(-1, 1, h), "w2": rng.uniform(-1, 1, (h, k)) / h,
                "b2": rng.uniform(-1, 1, k), "sqrt2": np.array(math.sqrt(2.0)), "one": np.array(1.0),
-               "half": np.array(0.5)}
+               "half": np.array(0.5), "three": np.array(3.0), "cubic": np.array(0.044715),
+               "tanh_scale": np.array(GELU_TANH)}
     weights = {name: value.astype("float32") for name, value in weights.items()}
     node = helper.make_node
-    nodes = [node("MatMul", ["x", "w1"], ["h0"]), node("Add", ["h0", "b1"], ["h1"]),
-             node("Div", ["h1", "sqrt2"], ["g0"]), node("Erf", ["g0"], ["g1"]), node("Add", ["g1", "one"], ["g2"]),
-             node("Mul", ["h1", "g2"], ["g3"]), node("Mul", ["g3", "half"], ["g4"]),
+    if gelu == "erf":
+        activation = [node("Div", ["h1", "sqrt2"], ["g0"]), node("Erf", ["g0"], ["g1"])]
+    else:
+        activation = [node("Pow", ["h1", "three"], ["p0"]), node("Mul", ["p0", "cubic"], ["p1"]),
+                      node("Add", ["h1", "p1"], ["p2"]), node("Mul", ["p2", "tanh_scale"], ["p3"]),
+                      node("Tanh", ["p3"], ["g1"])]
+    nodes = [node("MatMul", ["x", "w1"], ["h0"]), node("Add", ["h0", "b1"], ["h1"]), *activation,
+             node("Add", ["g1", "one"], ["g2"]), node("Mul", ["h1", "g2"], ["g3"]), node("Mul", ["g3", "half"], ["g4"]),
              node("MatMul", ["g4", "w2"], ["y0"]), node("Add", ["y0", "b2"], ["y1"]), node("Add", ["y1", "x"], ["y"])]
     value_info = lambda name, dims: helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq", dims])
     outputs = [value_info("y", k)] + ([value_info("h1", h)] if escape else [])
@@ -92,10 +102,13 @@ def ffn_model(path, k=32, h=64, seed=3, escape=False):
     return path, weights
 
 
-def ffn_reference(x, w):
+def ffn_reference(x, w, gelu="erf"):
     h1 = x @ w["w1"] + w["b1"]
-    gelu = h1 * (1 + erf(h1 / math.sqrt(2.0))) * 0.5
-    return gelu @ w["w2"] + w["b2"] + x, h1
+    if gelu == "erf":
+        activation = h1 * (1 + erf(h1 / math.sqrt(2.0))) * 0.5
+    else:
+        activation = h1 * (1 + np.tanh(GELU_TANH * (h1 + 0.044715 * h1 ** 3))) * 0.5
+    return activation @ w["w2"] + w["b2"] + x, h1
 
 
 def test_epilogue_regions_stop_where_a_value_escapes(tmp_path):
@@ -172,3 +185,62 @@ def _calls(func):
     relax.analysis.post_order_visit(func, lambda e: found.append(e) if isinstance(e, relax.Call)
                                     and hasattr(e.op, "name") else None)
     return found
+
+
+def test_a_tanh_gelu_with_a_cube_runs_in_the_kernel_and_matches_numpy(tmp_path):
+    """GPT-2's GELU cubes its input with Pow, which TVM lowers to a libm call per element and no epilogue takes:
+    written as multiplications, the whole GELU runs in the first dense layer's write-back."""
+    import tvm
+    from tvm import relax
+
+    from tvm_morello.dynamic import TuningConfig
+    from tvm_morello.model import compile_model
+
+    path, weights = ffn_model(tmp_path / "ffn.onnx", gelu="tanh")
+    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
+                             config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
+                                                 cap=2), show_progress=False)
+    assert {name: [e.ops for e in found] for name, found in compiled.epilogues.items()} == {
+        "dense_32x64": ["add_multiply_multiply_multiply_add_multiply_tanh_add_multiply_multiply"],
+        "dense_64x32": ["add_add"]}
+
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1, 32), (2, 8, 32), (2, 3, 32)]:
+        x = rng.uniform(-2, 2, shape).astype("float32")
+        got = vm["main"](tvm.runtime.tensor(x)).numpy()
+        np.testing.assert_allclose(got, ffn_reference(x, weights, gelu="tanh")[0], rtol=1e-4, atol=1e-4)
+
+
+def test_whole_constant_powers_become_multiplications():
+    import tvm
+    from tvm import relax
+    from tvm.script import relax as R
+
+    from tvm_morello.model.integer_powers import expand_integer_powers
+
+    @tvm.script.ir_module
+    class Powers:
+        @R.function
+        def main(x: R.Tensor(("n", 8), "float32")):
+            with R.dataflow():
+                square = R.power(x, R.const(2.0, "float32"))
+                cube = R.power(x, R.const(3.0, "float32"))
+                fourth = R.power(x, R.const(4.0, "float32"))
+                root = R.power(x, R.const(0.5, "float32"))  # not a whole exponent: kept
+                wider = R.power(x, R.const(np.full((1, 1, 1), 2.0, "float32")))  # would broadcast x: kept
+                R.output(square, cube, fourth, root, wider)
+            return (square, cube, fourth, root, wider)
+
+    expanded = expand_integer_powers(Powers)
+    ops = [str(call.op.name) for call in _calls(expanded["main"])]
+    assert ops.count("relax.power") == 2 and ops.count("relax.multiply") == 1 + 2 + 2
+
+    x = np.random.default_rng(0).uniform(0.1, 2, (3, 8)).astype("float32")
+    outputs = []
+    for mod in (Powers, expanded):
+        vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+        outputs.append([value.numpy() for value in vm["main"](tvm.runtime.tensor(x))])
+    for got, want, exact in zip(outputs[1], outputs[0], (x ** 2, x ** 3, x ** 4, x ** 0.5, x[None] ** 2)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        np.testing.assert_allclose(got, exact, rtol=1e-6)

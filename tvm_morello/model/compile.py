@@ -23,6 +23,7 @@ from ..spec.symbolic import VarRange
 from ..target import resolve_target
 from .build import build_model
 from .epilogues import distinct_epilogues, find_fused_matmuls
+from .integer_powers import expand_integer_powers
 from .latency import latency_points, measure_latency
 from .locate import locate_mismatch
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
@@ -111,7 +112,8 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     target = resolve_target(target)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    mod = load_model(model)
+    loaded = load_model(model)
+    mod = expand_integer_powers(loaded)
     func = mod["main"]
     _check_inputs(func)
     var_ranges = model_ranges(func, ranges)
@@ -134,7 +136,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     rewritten = replace_matmul_calls(mod, var_ranges, plans, fused)
     epilogues = distinct_epilogues(fused)
     executable = build_model(rewritten, plans, target, var_ranges, measured_kernels(list(plans), target), epilogues)
-    untuned = vm_runner(tvm.compile(mod, target=target.tvm_target()))
+    untuned = vm_runner(tvm.compile(loaded, target=target.tvm_target()))  # the model as given
     # written before any VM runs the executable: a VM's start-up records an empty memory scope for each of its
     # constants, which an export then saves and every later load prints as a warning (one per weight)
     staged = _export_unverified(executable, Path(out)) if out is not None else None
