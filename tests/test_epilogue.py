@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tvm_morello.spec.epilogue import MATMUL_OUTPUT, Epilogue, Operand, Step
+from tvm_morello.spec.epilogue import MATMUL_OUTPUT, UNARY, Epilogue, Operand, Step
 from tvm_morello.testing import host_target
 
 erf = np.vectorize(math.erf, otypes=[np.float32])
@@ -40,6 +40,36 @@ def test_epilogues_are_checked_when_made():
     # the key names the structure, scalars included: another constant is another kernel
     other = Epilogue(BIAS_GELU_RESIDUAL.steps[:-1] + (Step("subtract", (_step(5), Operand("tensor", 0))),), 1, 1)
     assert BIAS_GELU_RESIDUAL.key != other.key and BIAS_GELU_RESIDUAL.ops == other.ops
+
+
+@pytest.mark.parametrize("op", UNARY)
+def test_every_unary_epilogue_op_matches_numpy(op):
+    """Each unary op in its vectorised form (bias, then the op, then times the bias-added output: SiLU for
+    sigmoid) against numpy's own functions."""
+    import tvm
+
+    from tvm_morello.codegen.kernel_funcs import kernel_schedule, kernel_target
+    from tvm_morello.codegen.microkernel import MicroKernel
+    from tvm_morello.codegen.panels import pack_panels_array
+    from tvm_morello.model.locate import epilogue_numpy
+    from tvm_morello.spec.symbolic import dense
+
+    target = host_target()
+    k, n, m = 24, 2 * target.lanes(), 7
+    epilogue = Epilogue((Step("add", (MATMUL_OUTPUT, Operand("vector", 0))), Step(op, (_step(0),)),
+                         Step("multiply", (_step(0), _step(1)))), vectors=1)
+    micro = MicroKernel(2, target.lanes())
+    lib = tvm.compile(kernel_schedule(dense(n, k, (1, 16)), micro, micro.nr, target, epilogue).mod,
+                      target=kernel_target(micro, target))
+    rng = np.random.default_rng(7)
+    x, w = rng.uniform(-1, 1, (m, k)).astype("float32"), rng.uniform(-1, 1, (n, k)).astype("float32")
+    bias = rng.uniform(-4, 4, n).astype("float32")
+    out = tvm.runtime.tensor(np.zeros((m, n), "float32"))
+    lib["main"](*(tvm.runtime.tensor(a) for a in (x, pack_panels_array(w, micro.nr, transpose_b=True), bias)), out)
+    h = x @ w.T + bias
+    want = {"erf": erf(h), "tanh": np.tanh(h), "exp": np.exp(h), "sigmoid": 1 / (1 + np.exp(-h))}[op] * h
+    np.testing.assert_allclose(epilogue_numpy(epilogue, x @ w.T, [bias], []), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("m", [1, 5, 37])
@@ -217,7 +247,7 @@ def test_whole_constant_powers_become_multiplications():
     from tvm import relax
     from tvm.script import relax as R
 
-    from tvm_morello.model.integer_powers import expand_integer_powers
+    from tvm_morello.model.elementwise_forms import expand_integer_powers
 
     @tvm.script.ir_module
     class Powers:
@@ -244,3 +274,74 @@ def test_whole_constant_powers_become_multiplications():
     for got, want, exact in zip(outputs[1], outputs[0], (x ** 2, x ** 3, x ** 4, x ** 0.5, x[None] ** 2)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
         np.testing.assert_allclose(got, exact, rtol=1e-6)
+
+
+def gated_ffn_model(path, k=32, h=48, seed=5):
+    """x[batch, seq, k] -> (SiLU(x W_gate) * (x W_up)) W_down + x, SiLU written Sigmoid(g) * g: Llama's MLP as
+    an ONNX export writes it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weights = {"wg": rng.uniform(-1, 1, (k, h)), "wu": rng.uniform(-1, 1, (k, h)), "wd": rng.uniform(-1, 1, (h, k)) / h}
+    weights = {name: value.astype("float32") for name, value in weights.items()}
+    node = helper.make_node
+    nodes = [node("MatMul", ["x", "wg"], ["g"]), node("Sigmoid", ["g"], ["s"]), node("Mul", ["g", "s"], ["silu"]),
+             node("MatMul", ["x", "wu"], ["u"]), node("Mul", ["silu", "u"], ["a"]), node("MatMul", ["a", "wd"], ["d"]),
+             node("Add", ["d", "x"], ["y"])]
+    value_info = lambda name, dims: helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq", dims])
+    graph = helper.make_graph(nodes, "gated_ffn", [value_info("x", k)], [value_info("y", k)],
+                              [numpy_helper.from_array(value, name) for name, value in weights.items()])
+    import onnx
+
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path, weights
+
+
+def test_a_silu_gate_runs_in_a_kernel_and_matches_numpy(tmp_path):
+    """Llama's gated MLP: SiLU (a sigmoid, which TVM computes with libm's exp per element) and the gating
+    product run in a dense kernel's write-back; no sigmoid is left in the model."""
+    import tvm
+    from tvm import relax
+
+    from tvm_morello.dynamic import TuningConfig
+    from tvm_morello.model import compile_model
+
+    path, w = gated_ffn_model(tmp_path / "gated.onnx")
+    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
+                             config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
+                                                 cap=2), show_progress=False)
+    ops = sorted(e.ops for found in compiled.epilogues.values() for e in found)
+    assert ops == ["add", "sigmoid_multiply_multiply"]  # the gate's (the other product a tensor input); the residual
+
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    rng = np.random.default_rng(2)
+    for shape in [(1, 1, 32), (2, 8, 32), (2, 5, 32)]:
+        x = rng.uniform(-2, 2, shape).astype("float32")
+        g = x @ w["wg"]
+        want = (g / (1 + np.exp(-g)) * (x @ w["wu"])) @ w["wd"] + x
+        np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_sigmoid_outside_any_kernel_runs_through_exp():
+    import tvm
+    from tvm import relax
+    from tvm.script import relax as R
+
+    from tvm_morello.model.elementwise_forms import sigmoid_as_exp
+
+    @tvm.script.ir_module
+    class Sigmoid:
+        @R.function
+        def main(x: R.Tensor(("n", 8), "float32")):
+            with R.dataflow():
+                y = R.sigmoid(x)
+                R.output(y)
+            return y
+
+    rewritten = sigmoid_as_exp(Sigmoid)
+    ops = [str(call.op.name) for call in _calls(rewritten["main"])]
+    assert "relax.sigmoid" not in ops and "relax.exp" in ops
+    x = np.random.default_rng(0).uniform(-30, 30, (5, 8)).astype("float32")
+    vm = relax.VirtualMachine(tvm.compile(rewritten, target="llvm"), tvm.cpu())
+    np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), 1 / (1 + np.exp(-x.astype("float64"))),
+                               rtol=1e-6, atol=1e-7)

@@ -2,11 +2,17 @@
 write-back, so the output is written once, finished."""
 from __future__ import annotations
 
-from ..spec.epilogue import Epilogue
+from ..spec.epilogue import UNARY, Epilogue
 
-# the polynomial forms TVM vectorises (as the model's other operators get from FastMathTransform): LLVM calls
-# libm's erf, tanh and exp once per lane
-_UNARY = {"erf": "fast_erf", "tanh": "fast_tanh", "exp": "fast_exp"}
+
+def _unary(op: str, x):
+    """``op`` of ``x`` in the polynomial forms TVM vectorises (as the model's other operators get from
+    FastMathTransform): LLVM calls libm's erf, tanh and exp once per lane, and topi's sigmoid is libm's exp."""
+    from tvm import topi
+
+    if op == "sigmoid":
+        return topi.divide(1.0, topi.add(1.0, topi.fast_exp(topi.negative(x))))
+    return {"erf": topi.fast_erf, "tanh": topi.fast_tanh, "exp": topi.fast_exp}[op](x)
 
 
 def epilogue_inputs(epilogue: Epilogue, shape: tuple, dtype: str = "float32") -> tuple[list, list]:
@@ -33,6 +39,5 @@ def apply_epilogue(epilogue: Epilogue, output, vectors: list, tensors: list):
 
     for step in epilogue.steps:
         args = [value(arg) for arg in step.args]
-        func = getattr(topi, _UNARY.get(step.op, step.op))
-        results.append(func(*args))
+        results.append(_unary(step.op, *args) if step.op in UNARY else getattr(topi, step.op)(*args))
     return results[-1]

@@ -1,5 +1,5 @@
 """The elementwise operators after each dense layer that its kernel can finish the output with: bias adds,
-GELU (erf or tanh), residual adds, scaling.
+GELU (erf or tanh), SiLU, residual adds, scaling.
 
 A region grows from the matmul over later bindings of ``main``: an elementwise operator of the output's shape
 that reads the region, its other operands constants (scalars, or one value per output column) or tensors of
@@ -76,16 +76,20 @@ def find_fused_matmuls(mod, ranges: Mapping[str, VarRange]) -> list[FusedMatmul]
             users.setdefault(var, set()).add(position)
     outputs = set(relax.analysis.free_vars(func.body.body))
 
-    found = []
+    found, claimed = [], set()
     for position, binding in enumerate(bindings):
         call = find_matmul_call(binding.value, values.get, ranges)
         if call is None or not call.workload.constant_b:
             continue
         region = _grow(bindings, position, call.workload.n, values.get)
+        # a step two regions reach (Llama's SiLU(gate) * up) runs in the first one's kernel, the other
+        # matmul's output its tensor input
+        region = region[:next((i for i, p in enumerate(region) if p in claimed), len(region))]
         while len(region) > 1 and not _only_last_escapes(bindings, region, users, outputs):
             region.pop()
         if len(region) > 1:
             found.append(_fused(bindings, region, call, call.workload.n, values.get))
+            claimed.update(region[1:])
     return found
 
 

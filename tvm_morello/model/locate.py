@@ -15,10 +15,10 @@ from ..spec.epilogue import Epilogue
 def epilogue_numpy(epilogue: Epilogue, out: np.ndarray, vectors: Sequence[np.ndarray],
                    tensors: Sequence[np.ndarray]) -> np.ndarray:
     """The epilogue applied to a matmul's output with numpy."""
-    from scipy.special import erf
+    from scipy.special import erf, expit
 
     funcs = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide, "erf": erf,
-             "tanh": np.tanh, "exp": np.exp}
+             "tanh": np.tanh, "exp": np.exp, "sigmoid": expit}
     results: list[np.ndarray] = []
 
     def value(arg):

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 BINARY = ("add", "subtract", "multiply", "divide")
-UNARY = ("erf", "tanh", "exp")
+UNARY = ("erf", "tanh", "exp", "sigmoid")
 OPS = BINARY + UNARY
 OPERAND_KINDS = ("step", "scalar", "vector", "tensor")
 
