@@ -102,6 +102,48 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*mlp*")) == ["mlp.json", "mlp.onnx", "mlp.so"]
 
 
+def token_model(path, vocab=50, k=16, n=32, seed=4):
+    """input_ids, attention_mask [batch, seq] int64 -> (Gather(E, ids) W + b) * mask: an embedding lookup and
+    a mask, as a transformer's export begins; returns (path, (E, W, b))."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    e, w, b = (rng.uniform(-1, 1, s).astype("float32") for s in ((vocab, k), (k, n), (n,)))
+    node = helper.make_node
+    nodes = [node("Gather", ["e", "input_ids"], ["x"], axis=0), node("MatMul", ["x", "w"], ["h"]),
+             node("Add", ["h", "b"], ["hb"]), node("Cast", ["attention_mask"], ["mf"], to=TensorProto.FLOAT),
+             node("Unsqueeze", ["mf", "last"], ["m"]), node("Mul", ["hb", "m"], ["y"])]
+    ids = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
+           for name in ("input_ids", "attention_mask")]
+    graph = helper.make_graph(nodes, "tokens", ids, [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                                    ["batch", "seq", n])],
+                              [numpy_helper.from_array(v, name) for v, name in ((e, "e"), (w, "w"), (b, "b"))]
+                              + [numpy_helper.from_array(np.array([-1], "int64"), "last")])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path), (e, w, b)
+
+
+def test_token_ids_and_a_mask_are_verified_with_varied_values_and_run_exactly(tmp_path):
+    import tvm
+    from tvm import relax
+
+    from tvm_morello.model import compile_model, load_model
+    from tvm_morello.model.verify import input_arrays
+
+    path, (e, w, b) = token_model(tmp_path / "tokens.onnx")
+    # the check's inputs: not all zeros (every token the same), not past a small table (0 or 1)
+    ids, mask = input_arrays(load_model(path)["main"], {"batch": 2, "seq": 16})
+    assert ids.dtype == mask.dtype == np.int64 and set(np.unique(ids)) == set(np.unique(mask)) == {0, 1}
+
+    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, config=TINY, show_progress=False,
+                             work_dir=tmp_path / "r")
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    rng = np.random.default_rng(1)
+    for batch, seq in [(1, 1), (2, 9), (2, 4)]:
+        ids, mask = rng.integers(0, len(e), (batch, seq)), rng.integers(0, 2, (batch, seq))
+        got = vm["main"](tvm.runtime.tensor(ids), tvm.runtime.tensor(mask)).numpy()
+        np.testing.assert_allclose(got, (e[ids] @ w + b) * mask[..., None], rtol=1e-4, atol=1e-5)
+
+
 def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):
     from tvm_morello.model import compile_model
 

@@ -36,7 +36,9 @@ def check_points(ranges: Mapping[str, VarRange], random_points: int = 2, seed: i
 
 
 def input_arrays(func, env: Mapping[str, int], seed: int = 0) -> list[np.ndarray]:
-    """Random inputs of ``func``'s parameters with its dimensions set by ``env``."""
+    """Random inputs of ``func``'s parameters with its dimensions set by ``env``: floats in [-1, 1], integers and
+    booleans 0 or 1 (a valid token id, token type and attention mask alike; a wider range could index past an
+    embedding table, and zeros would make every token the same)."""
     from tvm import tirx
 
     rng = np.random.default_rng(seed)
@@ -47,7 +49,7 @@ def input_arrays(func, env: Mapping[str, int], seed: int = 0) -> list[np.ndarray
         if "float" in str(info.dtype):
             arrays.append(rng.uniform(-1, 1, shape).astype(str(info.dtype)))
         else:
-            arrays.append(np.zeros(shape, str(info.dtype)))
+            arrays.append(rng.integers(0, 2, shape).astype(str(info.dtype)))
     return arrays
 
 
