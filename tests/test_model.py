@@ -144,6 +144,60 @@ def test_token_ids_and_a_mask_are_verified_with_varied_values_and_run_exactly(tm
         np.testing.assert_allclose(got, (e[ids] @ w + b) * mask[..., None], rtol=1e-4, atol=1e-5)
 
 
+def nn_mlp(k=16, h=32):
+    """A ``relax.frontend.nn`` MLP exported as its users export one: the function is ``forward`` and the weights
+    are parameters after the input."""
+    from tvm.relax.frontend import nn
+
+    class MLP(nn.Module):
+        def __init__(self):
+            self.fc1, self.fc2 = nn.Linear(k, h), nn.Linear(h, k)
+
+        def forward(self, x):
+            return self.fc2(nn.relu(self.fc1(x)))
+
+    mod, _ = MLP().export_tvm(spec={"forward": {"x": nn.spec.Tensor(["batch", "seq", k], "float32")}})
+    return mod
+
+
+def test_weights_passed_to_a_relax_module_are_bound_and_tuned(tmp_path, capsys):
+    import tvm
+    from tvm import relax
+
+    from tvm_morello import InvalidWeightsError
+    from tvm_morello.model import compile_model
+
+    mod = nn_mlp()
+    with pytest.raises(UnsupportedOperatorError, match=r"no 'main' function to compile \(its functions: forward\)"):
+        compile_model(mod, {"batch": (1, 2), "seq": (1, 8)})
+    mod = tvm.IRModule({"main": mod["forward"].with_attr("global_symbol", "main")})
+    rng = np.random.default_rng(0)
+    weights = {p.name: rng.uniform(-1, 1, [int(d) for d in p.ty.shape.values]).astype("float32")
+               for p in mod["main"].params[1:]}
+    assert sorted(weights) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+    with pytest.raises(InvalidWeightsError, match=r"\['fc3.weight'\] are not parameters of main"):
+        compile_model(mod, {"batch": (1, 2), "seq": (1, 8)}, params={**weights, "fc3.weight": weights["fc1.weight"]})
+    with pytest.raises(InvalidWeightsError, match=r"'fc1.weight' is float32\[16, 32\]; main declares it "
+                                                  r"float32\[32, 16\]"):
+        compile_model(mod, {"batch": (1, 2), "seq": (1, 8)}, params={**weights, "fc1.weight": weights["fc1.weight"].T})
+    with pytest.raises(InvalidWeightsError, match="an ONNX model's weights are its initialisers"):
+        compile_model(mlp_model(tmp_path / "mlp.onnx")[0], {"batch": (1, 2), "seq": (1, 8)}, params=weights)
+
+    # left as inputs, the weights are named: no matmul of ours can read them
+    compiled = compile_model(mod, {"batch": (1, 2), "seq": (1, 8)}, config=TINY, work_dir=tmp_path / "r")
+    assert "inputs of a fixed shape: fc1.weight, fc1.bias, fc2.weight, fc2.bias" in capsys.readouterr().out
+    assert not compiled.plans
+
+    compiled = compile_model(mod, {"batch": (1, 2), "seq": (1, 8)}, config=TINY, work_dir=tmp_path / "r",
+                             params=weights, show_progress=False)
+    assert sorted(plan.workload.name for plan in compiled.plans) == ["dense_16x32_t", "dense_32x16_t"]
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    x = rng.uniform(-1, 1, (2, 7, 16)).astype("float32")
+    hidden = np.maximum(x @ weights["fc1.weight"].T + weights["fc1.bias"], 0)
+    np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(),
+                               hidden @ weights["fc2.weight"].T + weights["fc2.bias"], rtol=1e-4, atol=1e-5)
+
+
 def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):
     from tvm_morello.model import compile_model
 

@@ -5,6 +5,7 @@ configure_threads()
 
 from .errors import (  # noqa: E402
     InvalidShapeError,
+    InvalidWeightsError,
     MorelloError,
     UnsupportedDtypeError,
     UnsupportedOperatorError,
@@ -33,6 +34,7 @@ def __getattr__(name):
 __all__ = [
     "CpuTarget",
     "InvalidShapeError",
+    "InvalidWeightsError",
     "MorelloError",
     "MorelloSearch",
     "UnsupportedDtypeError",

@@ -13,6 +13,10 @@ class InvalidShapeError(MorelloError, ValueError):
     """A shape is empty, has a zero or negative dimension, or lies outside a declared range."""
 
 
+class InvalidWeightsError(MorelloError, ValueError):
+    """Weights passed for a Relax module that are not parameters of its ``main``, or not of their shape."""
+
+
 class UnsupportedDtypeError(MorelloError, TypeError):
     """An operand dtype other than float32."""
 

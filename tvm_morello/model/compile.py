@@ -27,7 +27,7 @@ from .elementwise_forms import expand_integer_powers
 from .latency import latency_points, measure_latency
 from .locate import locate_mismatch
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
-from .source import load_model, model_ranges
+from .source import load_model, model_ranges, static_parameters
 from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
 
 
@@ -100,9 +100,11 @@ def _check_inputs(func) -> None:
 
 def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None = None, target=None, *,
                   out: str | Path | None = None, work_dir: str | Path | None = None,
-                  config: TuningConfig | None = None, show_progress: bool = True) -> CompiledModel:
-    """Compile ``model`` (an .onnx path, an onnx.ModelProto or a Relax IRModule with bound weights) for every
-    assignment of its symbolic dimensions in ``ranges`` (default: the module's ``tir_var_*_bound`` attributes).
+                  config: TuningConfig | None = None, show_progress: bool = True,
+                  params: Mapping[str, object] | None = None) -> CompiledModel:
+    """Compile ``model`` (an .onnx path, an onnx.ModelProto or a Relax IRModule) for every assignment of its
+    symbolic dimensions in ``ranges`` (default: the module's ``tir_var_*_bound`` attributes). A Relax module's
+    weights are its constants: bound already, or passed as ``params`` (arrays by parameter name of ``main``).
 
     Tuning records go to ``work_dir`` (a resumed compile reuses them). With ``out`` the library (.so) and its
     manifest (.json beside it) are written, only after verification passed."""
@@ -112,11 +114,14 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     target = resolve_target(target)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    loaded = load_model(model)
+    loaded = load_model(model, params)
     mod = expand_integer_powers(loaded)
     func = mod["main"]
     _check_inputs(func)
     var_ranges = model_ranges(func, ranges)
+    if static := static_parameters(func):
+        say(f"inputs of a fixed shape: {', '.join(static)}; weights among them are inputs to every call, which no "
+            "kernel of ours packs: pass them as params={name: array} to tune the matmuls reading them", flush=True)
     calls = find_matmul_calls(mod, var_ranges)
     workloads = merge_workloads(calls)
     say(f"{len(calls)} matmuls found, {len(workloads)} distinct workloads: "

@@ -4,21 +4,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import InvalidShapeError, UnsupportedOperatorError
+from ..errors import InvalidShapeError, InvalidWeightsError, UnsupportedOperatorError
 from ..spec.symbolic import VarRange
 
 
-def load_model(model):
-    """A Relax IRModule from an ONNX file path, an ``onnx.ModelProto`` or an IRModule (returned as is).
+def load_model(model, params: Mapping[str, object] | None = None):
+    """A Relax IRModule from an ONNX file path, an ``onnx.ModelProto`` or an IRModule.
 
     ONNX goes through ``relax.frontend.onnx.from_onnx`` with its initialisers as constants (the weights are the
-    model's, packed once at compile time) and each ``dim_param`` a symbolic variable of that name."""
+    model's, packed once at compile time) and each ``dim_param`` a symbolic variable of that name. An IRModule's
+    ``main`` gets ``params`` (weights by parameter name, e.g. from ``relax.frontend.nn``'s ``export_tvm``) bound
+    as constants."""
     import tvm
 
     if isinstance(model, tvm.IRModule):
-        if not any(gv.name_hint == "main" for gv in model.get_global_vars()):
-            raise UnsupportedOperatorError("the Relax module has no 'main' function to compile")
-        return model
+        names = [gv.name_hint for gv in model.get_global_vars()]
+        if "main" not in names:
+            example = next(iter(sorted(names)), "forward")
+            raise UnsupportedOperatorError(
+                f"the Relax module has no 'main' function to compile (its functions: {', '.join(sorted(names))}); "
+                f"name the one to compile main, e.g. tvm.IRModule({{'main': mod[{example!r}].with_attr("
+                "'global_symbol', 'main')})")
+        return bind_weights(model, params) if params else model
+    if params:
+        raise InvalidWeightsError("params are for a Relax module: an ONNX model's weights are its initialisers")
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
@@ -36,6 +45,39 @@ def load_model(model):
         return from_onnx(model, keep_params_in_input=False)
     except Exception as err:  # the frontend names the ONNX operator it has no converter for
         raise UnsupportedOperatorError(f"TVM's ONNX frontend cannot import the model: {err}") from err
+
+
+def bind_weights(mod, params: Mapping[str, object]):
+    """``mod`` with the parameters of ``main`` named in ``params`` bound to those arrays (constants)."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    main = mod["main"]
+    declared = {p.name: p.ty for p in main.params}
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise InvalidWeightsError(f"params {unknown} are not parameters of main (its parameters: "
+                                  f"{', '.join(declared)})")
+    arrays = {}
+    for name, value in params.items():
+        array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+        shape = declared[name].shape
+        wanted = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in shape.values] if shape else None
+        if wanted is None or None in wanted or list(array.shape) != wanted or str(array.dtype) != declared[name].dtype:
+            raise InvalidWeightsError(f"param {name!r} is {array.dtype}{list(array.shape)}; main declares it "
+                                      f"{declared[name].dtype}{wanted}")
+        arrays[name] = tvm.runtime.tensor(array)
+    return relax.transform.BindParams("main", arrays)(mod)
+
+
+def static_parameters(func) -> list[str]:
+    """The names of ``func``'s tensor parameters whose every dimension is static (weights left as inputs, when a
+    model has them)."""
+    from tvm import relax, tirx
+
+    return [p.name for p in func.params if isinstance(p.ty, relax.TensorType) and p.ty.shape is not None
+            and all(isinstance(d, tirx.IntImm) for d in p.ty.shape.values)]
 
 
 def symbolic_dims(func) -> list[str]:
