@@ -144,17 +144,20 @@ def test_token_ids_and_a_mask_are_verified_with_varied_values_and_run_exactly(tm
         np.testing.assert_allclose(got, (e[ids] @ w + b) * mask[..., None], rtol=1e-4, atol=1e-5)
 
 
-def nn_mlp(k=16, h=32):
+def nn_mlp(k=16, h=32, activation="relu"):
     """A ``relax.frontend.nn`` MLP exported as its users export one: the function is ``forward`` and the weights
-    are parameters after the input."""
+    are parameters after the input. ``activation``: relu, gelu, gelu_tanh or silu (one Relax operator each)."""
     from tvm.relax.frontend import nn
+
+    act = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu,
+           "gelu_tanh": lambda x: nn.gelu(x, approximate="tanh")}[activation]
 
     class MLP(nn.Module):
         def __init__(self):
             self.fc1, self.fc2 = nn.Linear(k, h), nn.Linear(h, k)
 
         def forward(self, x):
-            return self.fc2(nn.relu(self.fc1(x)))
+            return self.fc2(act(self.fc1(x)))
 
     mod, _ = MLP().export_tvm(spec={"forward": {"x": nn.spec.Tensor(["batch", "seq", k], "float32")}})
     return mod
@@ -191,11 +194,28 @@ def test_weights_passed_to_a_relax_module_are_bound_and_tuned(tmp_path, capsys):
     compiled = compile_model(mod, {"batch": (1, 2), "seq": (1, 8)}, config=TINY, work_dir=tmp_path / "r",
                              params=weights, show_progress=False)
     assert sorted(plan.workload.name for plan in compiled.plans) == ["dense_16x32_t", "dense_32x16_t"]
+    assert {name: [e.ops for e in found] for name, found in compiled.epilogues.items()} == {
+        "dense_16x32_t": ["add_relu"], "dense_32x16_t": ["add"]}
     vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
     x = rng.uniform(-1, 1, (2, 7, 16)).astype("float32")
     hidden = np.maximum(x @ weights["fc1.weight"].T + weights["fc1.bias"], 0)
     np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(),
                                hidden @ weights["fc2.weight"].T + weights["fc2.bias"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "silu"])
+def test_an_activation_operator_after_a_dense_layer_is_an_epilogue_step(activation):
+    import tvm
+
+    from tvm_morello.model import load_model, model_ranges
+    from tvm_morello.model.epilogues import find_fused_matmuls
+
+    mod = nn_mlp(activation=activation)
+    main = mod["forward"].with_attr("global_symbol", "main")
+    weights = {p.name: np.zeros([int(d) for d in p.ty.shape.values], "float32") for p in main.params[1:]}
+    mod = load_model(tvm.IRModule({"main": main}), weights)
+    fused = find_fused_matmuls(mod, model_ranges(mod["main"], {"batch": (1, 2), "seq": (1, 8)}))
+    assert [f.epilogue.ops for f in fused] == [f"add_{activation}", "add"]
 
 
 def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):

@@ -1,5 +1,5 @@
 """The elementwise operators after each dense layer that its kernel can finish the output with: bias adds,
-GELU (erf or tanh), SiLU, residual adds, scaling.
+GELU (erf or tanh, written out or as one operator), SiLU, ReLU, residual adds, scaling.
 
 A region grows from the matmul over later bindings of ``main``: an elementwise operator of the output's shape
 that reads the region, its other operands constants (scalars, or one value per output column) or tensors of
@@ -38,6 +38,7 @@ def _op_name(value) -> str | None:
 
     if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
         namespace, _, name = str(value.op.name).partition(".")
+        name = name.removeprefix("nn.")  # relax.nn.gelu, relu, silu: activations as single operators
         if namespace == "relax" and name in OPS:
             return name
     return None

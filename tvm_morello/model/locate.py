@@ -18,7 +18,9 @@ def epilogue_numpy(epilogue: Epilogue, out: np.ndarray, vectors: Sequence[np.nda
     from scipy.special import erf, expit
 
     funcs = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide, "erf": erf,
-             "tanh": np.tanh, "exp": np.exp, "sigmoid": expit}
+             "tanh": np.tanh, "exp": np.exp, "sigmoid": expit, "relu": lambda x: np.maximum(x, 0),
+             "gelu": lambda x: x * (1 + erf(x / np.sqrt(2))) / 2, "silu": lambda x: x * expit(x),
+             "gelu_tanh": lambda x: x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))) / 2}
     results: list[np.ndarray] = []
 
     def value(arg):

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 BINARY = ("add", "subtract", "multiply", "divide")
-UNARY = ("erf", "tanh", "exp", "sigmoid")
+UNARY = ("erf", "tanh", "exp", "sigmoid", "relu", "gelu", "gelu_tanh", "silu")  # the last four: relax.nn's
 OPS = BINARY + UNARY
 OPERAND_KINDS = ("step", "scalar", "vector", "tensor")
 
