@@ -174,7 +174,7 @@ def test_model_runs_its_epilogues_in_the_kernels_and_matches_numpy(tmp_path, esc
     path, weights = ffn_model(tmp_path / "ffn.onnx", escape=escape)
     compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
                              config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
-                                                 cap=2), show_progress=False)
+                                                 cap=2, speed_points=0), show_progress=False)
     first = "add" if escape else "add_divide_erf_add_multiply_multiply"
     assert {name: [e.ops for e in found] for name, found in compiled.epilogues.items()} == {
         "dense_32x64": [first], "dense_64x32": ["add_add"]}
@@ -218,31 +218,6 @@ def _calls(func):
     relax.analysis.post_order_visit(func, lambda e: found.append(e) if isinstance(e, relax.Call)
                                     and hasattr(e.op, "name") else None)
     return found
-
-
-def test_a_tanh_gelu_with_a_cube_runs_in_the_kernel_and_matches_numpy(tmp_path):
-    """GPT-2's GELU cubes its input with Pow, which TVM lowers to a libm call per element and no epilogue takes:
-    written as multiplications, the whole GELU runs in the first dense layer's write-back."""
-    import tvm
-    from tvm import relax
-
-    from tvm_morello.dynamic import TuningConfig
-    from tvm_morello.model import compile_model
-
-    path, weights = ffn_model(tmp_path / "ffn.onnx", gelu="tanh")
-    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
-                             config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
-                                                 cap=2), show_progress=False)
-    assert {name: [e.ops for e in found] for name, found in compiled.epilogues.items()} == {
-        "dense_32x64": ["add_multiply_multiply_multiply_add_multiply_tanh_add_multiply_multiply"],
-        "dense_64x32": ["add_add"]}
-
-    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
-    rng = np.random.default_rng(1)
-    for shape in [(1, 1, 32), (2, 8, 32), (2, 3, 32)]:
-        x = rng.uniform(-2, 2, shape).astype("float32")
-        got = vm["main"](tvm.runtime.tensor(x)).numpy()
-        np.testing.assert_allclose(got, ffn_reference(x, weights, gelu="tanh")[0], rtol=1e-4, atol=1e-4)
 
 
 def test_whole_constant_powers_become_multiplications():
@@ -312,7 +287,7 @@ def test_a_silu_gate_runs_in_a_kernel_and_matches_numpy(tmp_path):
     path, w = gated_ffn_model(tmp_path / "gated.onnx")
     compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
                              config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
-                                                 cap=2), show_progress=False)
+                                                 cap=2, speed_points=0), show_progress=False)
     ops = sorted(e.ops for found in compiled.epilogues.values() for e in found)
     assert ops == ["add", "sigmoid_multiply_multiply"]  # the gate's (the other product a tensor input); the residual
 

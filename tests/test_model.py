@@ -2,6 +2,7 @@
 shape in range, rejects shapes outside it naming the dimension, and loads in plain TVM."""
 import json
 import subprocess
+from dataclasses import replace
 import sys
 import textwrap
 
@@ -11,7 +12,10 @@ import pytest
 from tvm_morello import InvalidShapeError, UnsupportedOperatorError, VerificationError
 from tvm_morello.dynamic import TuningConfig
 
-TINY = TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2)
+TINY = TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2, speed_points=0)
+# correctness only: the fewest candidates, measured briefly, no speed check against numpy
+BRIEF = TuningConfig(max_candidates=2, candidate_source="hardware", shapes_per_kernel=1, cap=2, serial_kernel=False,
+                     dot_kernels=False, repeat=1, min_repeat_ms=5, speed_points=0)
 
 
 def _save(model, path):
@@ -63,8 +67,10 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     path, (w1, b1, w2) = mlp_model(tmp_path / "mlp.onnx")
     out = tmp_path / "mlp.so"
     compiled = tvm_morello.compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, out=out,
-                                         work_dir=tmp_path / "records", config=TINY, show_progress=False)
+                                         work_dir=tmp_path / "records", config=replace(TINY, speed_points=4),
+                                         show_progress=False)
     assert compiled.matmuls == 2 and [p.workload.name for p in compiled.plans] == ["dense_32x48", "dense_48x32"]
+    assert all(len(p.provenance["speed_check"]["points"]) == 4 for p in compiled.plans)  # timed against numpy
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
     checked = [(p["batch"], p["seq"]) for p in compiled.verification.points]
     assert (1, 1) in checked and (2, 9) in checked
@@ -216,6 +222,45 @@ def test_an_activation_operator_after_a_dense_layer_is_an_epilogue_step(activati
     mod = load_model(tvm.IRModule({"main": main}), weights)
     fused = find_fused_matmuls(mod, model_ranges(mod["main"], {"batch": (1, 2), "seq": (1, 8)}))
     assert [f.epilogue.ops for f in fused] == [f"add_{activation}", "add"]
+
+
+@pytest.fixture(scope="module")
+def family_records(tmp_path_factory):
+    """One records directory for both families: the workloads they share are tuned once."""
+    return tmp_path_factory.mktemp("family_records")
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_decoder_blocks_of_other_families_compile_with_their_activations_in_the_kernels(tmp_path, family,
+                                                                                        family_records):
+    """GPT-2 (LayerNorm written out, fused QKV and Split, a causal mask by Where, tanh GELU with Pow) and Llama
+    (RMSNorm, no biases, a mask added, SiLU-gated MLP): every dense layer tuned, the activations in its kernel,
+    and the outputs those of TVM's untuned build of the same file."""
+    import onnx
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from tvm_morello.example_models import gpt2_block_onnx, llama_block_onnx
+    from tvm_morello.model import compile_model
+
+    build = gpt2_block_onnx if family == "gpt2" else llama_block_onnx
+    model = build(layers=1, hidden=32, heads=2, ffn=48, max_positions=16)
+    path = _save(model, tmp_path / f"{family}.onnx")
+    compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 9)}, config=BRIEF, show_progress=False,
+                             work_dir=family_records)
+    activation = ("add_multiply_multiply_multiply_add_multiply_tanh_multiply_add_multiply" if family == "gpt2"
+                  else "sigmoid_multiply_multiply")  # the tanh GELU (its cube multiplied out), SiLU(gate) * up
+    assert [e.ops for e in compiled.epilogues["dense_32x48"]] == [activation]
+    assert not compiled.untuned_matmuls and compiled.matmuls == (6 if family == "gpt2" else 9)
+
+    reference = relax.VirtualMachine(tvm.compile(from_onnx(onnx.load(str(path)), keep_params_in_input=False),
+                                                 target="llvm"), tvm.cpu())
+    ours = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1, 32), (2, 9, 32), (1, 6, 32)]:
+        x = tvm.runtime.tensor(rng.uniform(-1, 1, shape).astype("float32"))
+        np.testing.assert_allclose(ours["main"](x).numpy(), reference["main"](x).numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_transposed_weight_of_a_gemm_is_a_dense_workload(tmp_path):

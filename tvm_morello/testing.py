@@ -16,6 +16,7 @@ from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
 import tvm_morello
 from .codegen import candidate_schedules
+from .example_models import bert_encoder_onnx  # noqa: F401  (the tests' and the tutorial's import)
 from .measure.records import FAILED_RUN_SECONDS, module_key, records_of
 from .spec import operators as ops
 from .tune import MorelloSearch, build_module, cpu_tensor_intrinsics_only, fast_builder
@@ -216,64 +217,3 @@ def fused_for_tuning(mod: tvm.IRModule) -> tvm.IRModule:
     passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(),
               relax.transform.FuseOps(), relax.transform.FuseTIR()]
     return tvm.transform.Sequential(passes)(mod)
-
-
-def bert_encoder_onnx(layers: int = 1, hidden: int = 768, heads: int = 12, ffn: int = 3072, seed: int = 0):
-    """A BERT encoder (``layers`` layers, random weights) as an ONNX model with dynamic ``batch`` and ``seq``, in
-    the operators a PyTorch export emits: MatMul + Add projections, Reshape/Transpose into heads, MatMul for the
-    scores, Mul by the scale, Softmax, MatMul by V, LayerNormalization, Erf-GELU. Input ``hidden_states``
-    [batch, seq, hidden], output ``out`` of the same shape."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    head = hidden // heads
-    nodes, weights = [], []
-
-    def weight(name, shape, scale):
-        weights.append(numpy_helper.from_array(rng.normal(0, scale, shape).astype("float32"), name))
-        return name
-
-    def node(op, inputs, name, **attrs):
-        nodes.append(helper.make_node(op, inputs, [name], **attrs))
-        return name
-
-    def linear(x, prefix, k, n):
-        y = node("MatMul", [x, weight(f"{prefix}.w", (k, n), k ** -0.5)], f"{prefix}.mm")
-        return node("Add", [y, weight(f"{prefix}.b", (n,), 0.02)], f"{prefix}.out")
-
-    def layer_norm(x, prefix):
-        weights.append(numpy_helper.from_array(np.ones(hidden, "float32"), f"{prefix}.gamma"))
-        weights.append(numpy_helper.from_array(np.zeros(hidden, "float32"), f"{prefix}.beta"))
-        return node("LayerNormalization", [x, f"{prefix}.gamma", f"{prefix}.beta"], f"{prefix}.out", axis=-1,
-                    epsilon=1e-12)
-
-    for const, value in (("heads_shape", [0, 0, heads, head]), ("merged_shape", [0, 0, hidden])):
-        weights.append(numpy_helper.from_array(np.array(value, "int64"), const))
-    for const, value in (("scale", head ** -0.5), ("sqrt2", 2 ** 0.5), ("one", 1.0), ("half", 0.5)):
-        weights.append(numpy_helper.from_array(np.array(value, "float32"), const))
-
-    x = "hidden_states"
-    for i in range(layers):
-        p = f"l{i}"
-        q, k, v = (node("Reshape", [linear(x, f"{p}.{n}", hidden, hidden), "heads_shape"], f"{p}.{n}.heads")
-                   for n in ("q", "k", "v"))
-        q = node("Transpose", [q], f"{p}.q.t", perm=[0, 2, 1, 3])
-        k = node("Transpose", [k], f"{p}.k.t", perm=[0, 2, 3, 1])
-        v = node("Transpose", [v], f"{p}.v.t", perm=[0, 2, 1, 3])
-        scores = node("Mul", [node("MatMul", [q, k], f"{p}.qk"), "scale"], f"{p}.scores")
-        probs = node("Softmax", [scores], f"{p}.probs", axis=-1)
-        context = node("Transpose", [node("MatMul", [probs, v], f"{p}.av")], f"{p}.ctx.t", perm=[0, 2, 1, 3])
-        context = node("Reshape", [context, "merged_shape"], f"{p}.ctx")
-        attn = layer_norm(node("Add", [linear(context, f"{p}.o", hidden, hidden), x], f"{p}.res1"), f"{p}.ln1")
-        up = linear(attn, f"{p}.ffn1", hidden, ffn)
-        erf = node("Erf", [node("Div", [up, "sqrt2"], f"{p}.gelu.div")], f"{p}.gelu.erf")
-        gelu = node("Mul", [node("Mul", [up, node("Add", [erf, "one"], f"{p}.gelu.add")], f"{p}.gelu.mul"),
-                            "half"], f"{p}.gelu")
-        down = linear(gelu, f"{p}.ffn2", ffn, hidden)
-        x = layer_norm(node("Add", [down, attn], f"{p}.res2"), f"{p}.ln2")
-    nodes[-1].output[0] = "out"
-    graph = helper.make_graph(
-        nodes, "bert_encoder",
-        [helper.make_tensor_value_info("hidden_states", TensorProto.FLOAT, ["batch", "seq", hidden])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", hidden])], weights)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

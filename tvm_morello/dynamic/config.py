@@ -28,6 +28,8 @@ class TuningConfig:
         m = 512: 0.2 s) runs 3 times instead of 9.
     serial_kernel : also measure serial (no parallel loop) kernels for tiny shapes.
     dot_kernels : also measure the dot-form kernels where B is an activation stored [n, k] (tiny ``A Bᵀ``).
+    speed_points : shapes per operator at which the tuned library is timed against numpy before it is written
+        (an operator that loses somewhere is planned again there, once); 0 skips the check.
     seed : seeds the booster, the tree and the verification inputs.
     """
 
@@ -45,4 +47,5 @@ class TuningConfig:
     min_repeat_ms: int = 40
     serial_kernel: bool = True
     dot_kernels: bool = True
+    speed_points: int = 12
     seed: int = 0

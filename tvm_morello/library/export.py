@@ -20,7 +20,6 @@ from .speed import check_speed
 from .verify import VerificationReport, verify_library
 
 
-SPEED_POINTS = 12  # shapes per operator a tuned library is timed at against numpy before it is written
 REPLAN_BELOW = 0.9  # a checked shape where the library is slower than this fraction of numpy's speed is re-planned
 REPLAN_SHAPES = 3  # at most this many such shapes per operator (each costs a run of every candidate)
 
@@ -86,7 +85,7 @@ def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str |
                                          random_per_region=random_per_region, speed_points=speed_points), target, path)
 
 
-def record_speed(executable, plans: Sequence[OperatorPlan], speed_points: int = SPEED_POINTS) -> None:
+def record_speed(executable, plans: Sequence[OperatorPlan], speed_points: int) -> None:
     """Time each operator of ``executable`` against numpy at ``speed_points`` shapes; into its provenance."""
     import tvm
     from tvm import relax
@@ -117,12 +116,15 @@ def checked_plans(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
     """``plans`` compiled and timed against numpy (``record_speed``), re-planned where they lose
     (``replan_losing``), each re-planned operator kept only if it is faster (``keep_faster``): what a model
     compiles with (``tune_and_export`` checks the library it writes)."""
-    say(f"timing the tuned kernels against numpy at {SPEED_POINTS} shapes per operator ...")
-    record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans)
+    if not config.speed_points:
+        return list(plans)
+    say(f"timing the tuned kernels against numpy at {config.speed_points} shapes per operator ...")
+    record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans, config.speed_points)
     replanned = replan_losing(plans, target, config, say)
     if replanned is None:
         return list(plans)
-    record_speed(compile_library(replanned, target, measured_kernels(replanned, target)), replanned)
+    record_speed(compile_library(replanned, target, measured_kernels(replanned, target)), replanned,
+                 config.speed_points)
     return keep_faster(plans, replanned, say)
 
 
@@ -179,11 +181,11 @@ def tune_and_export(workloads: Sequence[DynamicWorkload], out: str | Path, targe
     say = print if show_progress else (lambda *args: None)
     plans = tune_dynamic(workloads, target, work_dir=work_dir, config=config, show_progress=show_progress,
                          print_summary=False)
-    say(f"compiling, verifying and timing the library against numpy at {SPEED_POINTS} shapes per operator ...")
-    library = checked_library(plans, target, speed_points=SPEED_POINTS)
+    say(f"compiling, verifying and timing the library against numpy at {config.speed_points} shapes per operator ...")
+    library = checked_library(plans, target, speed_points=config.speed_points)
     replanned = replan_losing(plans, target, config, say)
     if replanned is not None:
-        second = checked_library(replanned, target, speed_points=SPEED_POINTS)
+        second = checked_library(replanned, target, speed_points=config.speed_points)
         chosen = keep_faster(plans, replanned, say)
         if all(c is r for c, r in zip(chosen, replanned)):
             library = second
