@@ -66,7 +66,9 @@ def _runner(runtime: str, model: Path, library: Path | None):
             return np.array(request.infer({0: x})[model_.output(0)])
 
         return run
+    # TVM's pool as the manifest's loading line sets it (both TVM builds): every core, workers not pinned
     os.environ.setdefault("TVM_NUM_THREADS", str(cores))
+    os.environ.setdefault("TVM_BIND_THREADS", "0")
     import tvm
     from tvm import relax
 

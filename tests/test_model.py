@@ -1,16 +1,18 @@
 """compile_model: an ONNX model with symbolic dimensions compiled into one library that matches numpy for every
 shape in range, rejects shapes outside it naming the dimension, and loads in plain TVM."""
 import json
+import os
 import subprocess
-from dataclasses import replace
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from tvm_morello import InvalidShapeError, UnsupportedOperatorError, VerificationError
 from tvm_morello.dynamic import TuningConfig
+from tvm_morello.testing import host_target
 
 TINY = TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2, speed_points=0)
 # correctness only: the fewest candidates, measured briefly, no speed check against numpy
@@ -81,11 +83,13 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     assert str(compiled) == compiled.summary() and repr(compiled).startswith("CompiledModel(batch=1..2, seq=1..9; 2 matmuls")
 
     np.savez(tmp_path / "weights.npz", w1=w1, b1=b1, w2=w2)
+    loading, call = manifest["loading"].replace("'mlp.so'", repr(str(out))).split("; out = ")
+    assert call == "vm['main'](*inputs)"
     script = textwrap.dedent(f"""
-        import numpy as np, tvm
-        from tvm import relax
+        {loading}  # the manifest's line: the thread pool set up before tvm is imported
+        import numpy as np
+        assert tvm.get_global_func("runtime.NumThreads")() == {host_target().cores}
         w = np.load({str(tmp_path / "weights.npz")!r})
-        vm = relax.VirtualMachine(tvm.runtime.load_module({str(out)!r}), tvm.cpu())
         rng = np.random.default_rng(0)
         for shape in [(1, 1, 32), (2, 9, 32), (1, 5, 32), (2, 4, 32)]:
             x = rng.uniform(-1, 1, shape).astype("float32")
@@ -101,7 +105,8 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
             else:
                 raise SystemExit(f"{{bad}} was accepted")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TVM_")}  # plain TVM, no settings inherited
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=clean)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "batch=3 is outside the range 1..2" in done.stdout and "seq=10 is outside the range 1..9" in done.stdout
     assert "Warning" not in done.stderr  # loading says nothing (it once printed a line per weight)

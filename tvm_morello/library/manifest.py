@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .._env import THREAD_SETTINGS
 from ..dynamic.plan import OperatorPlan
 from ..target import CpuTarget
 
@@ -43,6 +44,15 @@ def operator_entry(plan: OperatorPlan) -> dict:
     }
 
 
+def loading_code(library: Path, target: CpuTarget) -> str:
+    """Python that loads the library in plain TVM with the thread pool it was tuned with (set before TVM is
+    imported: TVM runs one thread otherwise)."""
+    settings = {"TVM_NUM_THREADS": str(target.cores), **THREAD_SETTINGS}
+    return ("import os; " + "; ".join(f"os.environ.setdefault({k!r}, {v!r})" for k, v in settings.items())
+            + "; import tvm; from tvm import relax; "
+            f"vm = relax.VirtualMachine(tvm.runtime.load_module('{library.name}'), tvm.cpu())")
+
+
 def build_manifest(plans: Sequence[OperatorPlan], target: CpuTarget, library: Path, verification: dict) -> dict:
     import tvm
 
@@ -50,8 +60,7 @@ def build_manifest(plans: Sequence[OperatorPlan], target: CpuTarget, library: Pa
         "format_version": FORMAT_VERSION,
         "library": library.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "loading": ("import tvm; from tvm import relax; "
-                    f"vm = relax.VirtualMachine(tvm.runtime.load_module('{library.name}'), tvm.cpu())"),
+        "loading": loading_code(library, target),
         "target": {"mcpu": target.mcpu, "vector_bits": target.vector_bits, "cores": target.cores},
         "versions": {"tvm": tvm.__version__, "python": platform.python_version()},
         "operators": [operator_entry(plan) for plan in plans],

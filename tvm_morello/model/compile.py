@@ -22,8 +22,8 @@ from ..library.manifest import build_manifest, manifest_path, write_manifest
 from ..spec.symbolic import VarRange
 from ..target import resolve_target
 from .build import build_model
-from .epilogues import distinct_epilogues, find_fused_matmuls
 from .elementwise_forms import expand_integer_powers
+from .epilogues import distinct_epilogues, find_fused_matmuls
 from .latency import latency_points, measure_latency
 from .locate import locate_mismatch
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls

@@ -20,7 +20,7 @@ def load_model(model, params: Mapping[str, object] | None = None):
     if isinstance(model, tvm.IRModule):
         names = [gv.name_hint for gv in model.get_global_vars()]
         if "main" not in names:
-            example = next(iter(sorted(names)), "forward")
+            example = sorted(names)[0] if names else "forward"
             raise UnsupportedOperatorError(
                 f"the Relax module has no 'main' function to compile (its functions: {', '.join(sorted(names))}); "
                 f"name the one to compile main, e.g. tvm.IRModule({{'main': mod[{example!r}].with_attr("
@@ -62,7 +62,7 @@ def bind_weights(mod, params: Mapping[str, object]):
     arrays = {}
     for name, value in params.items():
         array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-        shape = declared[name].shape
+        shape = declared[name].shape if isinstance(declared[name], relax.TensorType) else None
         wanted = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in shape.values] if shape else None
         if wanted is None or None in wanted or list(array.shape) != wanted or str(array.dtype) != declared[name].dtype:
             raise InvalidWeightsError(f"param {name!r} is {array.dtype}{list(array.shape)}; main declares it "
