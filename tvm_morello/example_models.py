@@ -62,6 +62,11 @@ class _Graph:
         shape = self.const(np.array([0, 0, heads, head], "int64"))
         return self.node("Transpose", [self.node("Reshape", [x, shape])], perm=list(perm))
 
+    def split_heads(self, q: str, k: str, v: str, heads: int, head: int) -> tuple[str, str, str]:
+        """Q and V as [b, heads, T, head], K as [b, heads, head, T] (ready for Q K), as PyTorch exports them."""
+        return (self.heads(q, heads, head, (0, 2, 1, 3)), self.heads(k, heads, head, (0, 2, 3, 1)),
+                self.heads(v, heads, head, (0, 2, 1, 3)))
+
     def merge_heads(self, context: str, hidden: int) -> str:
         """[b, heads, T, head] -> [b, T, hidden]."""
         merged = self.node("Transpose", [context], perm=[0, 2, 1, 3])
@@ -105,8 +110,7 @@ def bert_encoder_onnx(layers: int = 1, hidden: int = 768, heads: int = 12, ffn: 
     for i in range(layers):
         p = f"l{i}"
         q, k, v = (g.linear(x, hidden, hidden, f"{p}.{n}") for n in ("q", "k", "v"))
-        q, k, v = g.heads(q, heads, head, (0, 2, 1, 3)), g.heads(k, heads, head, (0, 2, 3, 1)), \
-            g.heads(v, heads, head, (0, 2, 1, 3))
+        q, k, v = g.split_heads(q, k, v, heads, head)
         scores = g.node("Mul", [g.node("MatMul", [q, k], f"{p}.qk"), scale], f"{p}.scores")
         probs = g.node("Softmax", [scores], f"{p}.probs", axis=-1)
         context = g.merge_heads(g.node("MatMul", [probs, v], f"{p}.av"), hidden)
@@ -138,8 +142,7 @@ def gpt2_block_onnx(layers: int = 1, hidden: int = 768, heads: int = 12, ffn: in
     for _ in range(layers):
         qkv = g.linear(layer_norm(x), hidden, 3 * hidden)
         q, k, v = g.split(qkv, 3, hidden)
-        q, k, v = g.heads(q, heads, head, (0, 2, 1, 3)), g.heads(k, heads, head, (0, 2, 3, 1)), \
-            g.heads(v, heads, head, (0, 2, 1, 3))
+        q, k, v = g.split_heads(q, k, v, heads, head)
         scores = g.node("Div", [g.node("MatMul", [q, k]), g.const(np.float32(head ** 0.5))])
         visible = g.node("Equal", [g.causal_bias(x, max_positions, 1.0), g.const(np.float32(0))])
         scores = g.node("Where", [visible, scores, g.const(np.float32(-1e4))])
@@ -171,8 +174,7 @@ def llama_block_onnx(layers: int = 1, hidden: int = 1024, heads: int = 16, ffn: 
     for _ in range(layers):
         normed = rms_norm(x)
         q, k, v = (g.linear(normed, hidden, hidden, bias=False) for _ in range(3))
-        q, k, v = g.heads(q, heads, head, (0, 2, 1, 3)), g.heads(k, heads, head, (0, 2, 3, 1)), \
-            g.heads(v, heads, head, (0, 2, 1, 3))
+        q, k, v = g.split_heads(q, k, v, heads, head)
         scores = g.node("Mul", [g.node("MatMul", [q, k]), g.const(np.float32(head ** -0.5))])
         scores = g.node("Add", [scores, g.causal_bias(x, max_positions, -1e9)])
         context = g.merge_heads(g.node("MatMul", [g.node("Softmax", [scores], axis=-1), v]), hidden)
