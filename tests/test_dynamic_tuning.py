@@ -24,13 +24,20 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
     assert set(plan.tree.kernels_used()) <= set(range(len(plan.kernels)))
     runs = plan.provenance["measurements"]
     # 3 tiles, the three serial kernels and the four dot-form kernels (B is an activation stored [T, 64])
-    assert len(runs) == (3 + 3 + 4) * 2 and all(r["gflops"] > 0 for r in runs)
+    assert all(r["gflops"] > 0 for r in runs)
+    assert len({(r["kernel"], r["shape"]["T"]) for r in runs}) == len(runs)  # one entry per pair: its fastest run
+    # the closest calls: two kernels at one shape each, run until each has two records there
+    close = [(c["kernel"], c["shape"]["T"]) for c in plan.provenance["close_calls"]]
+    assert 0 < len(close) <= 2 * TINY.close_calls and len(set(close)) == len(close)
+    assert all(a[1] == b[1] and a[0] != b[0] for a, b in zip(close[::2], close[1::2]))
+    planned = {(r["kernel"], r["shape"]["T"]) for r in runs[:(3 + 3 + 4) * 2]}  # the tuning jobs' runs come first
+    assert {(r["kernel"], r["shape"]["T"]) for r in runs} == planned | set(close)
     lanes = TARGET.lanes()
     assert {f"mr1_nr{lanes}_serial", f"mr2_nr{4 * lanes}_serial", f"mr4_nr{lanes}_serial", "dot_mr1_nr1",
             "dot_mr2_nr4", "dot_mr1_nr1_serial", "dot_mr2_nr4_serial"} <= set(plan.provenance["candidates"])
     db = ms.database.JSONDatabase(work_dir=str(tmp_path))
     records = db.get_all_tuning_records()
-    assert len(records) == len(runs)
+    assert len(records) == len(runs) + len(close)
     shapes = {tuple(int(d) for d in r.args_info[0].shape) for r in records}
     assert all(s[0] == 2 and s[2] == 64 for s in shapes) and len(shapes) >= 2  # concrete shapes were measured
     # every tuning shape dispatches to a kernel the plan holds
@@ -73,6 +80,11 @@ def test_interrupted_measurement_resumes_from_the_database(tmp_path, monkeypatch
     assert [m.seconds for m in again[:2]] == [m.seconds for m in first]  # read back, not re-run
     assert again[2].env_dict == {"m": 40} and again[2].seconds > 0
     assert len(resumed.database.get_all_tuning_records()) == 3
+    # asked for two runs of each: one more of each recorded job, and the fastest of its runs counts
+    twice = resumed.measure(wl, panel, first_jobs, records=2)
+    assert [m.seconds <= f.seconds for m, f in zip(twice, first)] == [True, True]
+    assert len(resumed.database.get_all_tuning_records()) == 5
+    assert [m.seconds for m in resumed.measure(wl, panel, first_jobs, records=2)] == [m.seconds for m in twice]
     assert not list(scratch.iterdir())  # every built kernel's temporary directory is gone
 
 

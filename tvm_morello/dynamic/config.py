@@ -28,6 +28,11 @@ class TuningConfig:
         m = 512: 0.2 s) runs 3 times instead of 9.
     serial_kernel : also measure serial (no parallel loop) kernels for tiny shapes.
     dot_kernels : also measure the dot-form kernels where B is an activation stored [n, k] (tiny ``A Bᵀ``).
+    close_calls, close_margin : after the first plan, the ``close_calls`` heaviest groups of shapes where the plan's
+        kernel and the best other candidate are predicted within ``close_margin`` of each other get both kernels
+        run at the group's median shape until each has two runs there (in alternation), and the operator is
+        planned again: one run slowed by a neighbour cannot settle a close call (``Ranking.contested``). 0 skips
+        it.
     speed_points : shapes per operator at which the tuned library is timed against numpy before it is written
         (an operator that loses somewhere is planned again there, once); 0 skips the check.
     seed : seeds the booster, the tree and the verification inputs.
@@ -47,5 +52,7 @@ class TuningConfig:
     min_repeat_ms: int = 40
     serial_kernel: bool = True
     dot_kernels: bool = True
+    close_calls: int = 3
+    close_margin: float = 0.1
     speed_points: int = 12
     seed: int = 0

@@ -105,10 +105,12 @@ class KernelMeasurer:
         self.runner = ms.runner.LocalRunner(timeout_sec=timeout_s, evaluator_config=config,
                                             f_alloc_argument=reuse_unchanged_arguments)
 
-    def measure(self, workload: DynamicWorkload, panel: int,
-                jobs: Sequence[tuple[MicroKernel, Mapping[str, int]]], progress=None) -> list[Measurement]:
-        """Run every (micro-kernel, shape) job the database does not already hold (so an interrupted tune
-        resumes where it stopped); a kernel that fails to build or run raises MorelloError."""
+    def measure(self, workload: DynamicWorkload, panel: int, jobs: Sequence[tuple[MicroKernel, Mapping[str, int]]],
+                progress=None, records: int = 1) -> list[Measurement]:
+        """Run every (micro-kernel, shape) job until the database holds ``records`` runs of it (so an interrupted
+        tune resumes where it stopped), in rounds over the jobs; each job's time is the fastest of its runs
+        (a neighbour's burst slows a run, nothing speeds one up). A kernel that fails to build or run raises
+        MorelloError."""
         from tvm.s_tir import meta_schedule as ms
 
         from .builder import remove_export
@@ -120,10 +122,10 @@ class KernelMeasurer:
                     for micro in micros}
         shapes = [tuple(arg_shapes(workload, env, kernel_panel(workload, micro, panel) if workload.constant_b else 0))
                   for micro, env in jobs]
-        run_secs = {i: recorded[micro][shapes[i]] for i, (micro, _) in enumerate(jobs) if shapes[i] in recorded[micro]}
-        pending = [i for i in range(len(jobs)) if i not in run_secs]
-        if progress is not None and run_secs:
-            progress.update(len(run_secs))
+        run_secs = {i: recorded[micro].get(shapes[i], []) for i, (micro, _) in enumerate(jobs)}
+        pending = [i for round_ in range(records) for i in range(len(jobs)) if len(run_secs[i]) <= round_]
+        if progress is not None and len(pending) < records * len(jobs):
+            progress.update(records * len(jobs) - len(pending))
         with interrupt_between_runs() as interrupted:
 
             def stop_if_interrupted() -> None:
@@ -151,8 +153,9 @@ class KernelMeasurer:
                         stop_if_interrupted()  # Ctrl-C reaches the runner's worker too
                         raise MorelloError(f"{workload.name}: {micro.key} at {dict(env)} failed to run: "
                                            f"{result.error_msg}")
-                    run_secs[i] = [float(s) for s in result.run_secs]
-                    self._commit(mods[micro], schedules[micro], run_secs[i], info, kernel_target(micro, self.target))
+                    secs = [float(s) for s in result.run_secs]
+                    run_secs[i].append(min(secs))
+                    self._commit(mods[micro], schedules[micro], secs, info, kernel_target(micro, self.target))
                     if progress is not None:
                         progress.update(1)
             finally:
@@ -163,11 +166,13 @@ class KernelMeasurer:
                             workload.flops(env) / min(run_secs[i]) / 1e9) for i, (micro, env) in enumerate(jobs)]
 
     def _recorded(self, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
-        """Runs of this schedule already in the database: argument shapes -> run seconds."""
+        """Runs of this schedule already in the database: argument shapes -> each record's fastest seconds."""
         trace, target = str(sch.trace), str(tvm_target)
-        return {shapes_of(record.args_info): [float(s) for s in record.run_secs]
-                for record in records_of(self.database, workload_mod)
-                if record.run_secs and str(record.trace) == trace and str(record.target) == target}
+        runs: dict[tuple, list[float]] = {}
+        for record in records_of(self.database, workload_mod):
+            if record.run_secs and str(record.trace) == trace and str(record.target) == target:
+                runs.setdefault(shapes_of(record.args_info), []).append(min(float(s) for s in record.run_secs))
+        return runs
 
     def _commit(self, workload_mod, sch, run_secs: list[float], info, tvm_target) -> None:
         from tvm import tirx
