@@ -8,25 +8,9 @@ exp ``FastMathTransform`` turns into the polynomial TVM vectorises (TVM's sigmoi
 from __future__ import annotations
 
 from .matmul_calls import float32_constant, is_call
+from .rewrite import rewrite_main
 
 EXPONENTS = (2, 3, 4)
-
-
-def _rewrite_main(mod, rewrite):
-    """``mod`` with each call of ``main`` for which ``rewrite(call, emit, lookup)`` returns an expression
-    replaced by it (``emit`` binds an intermediate value; ``lookup`` gives the value a variable is bound to)."""
-    from tvm import relax
-
-    @relax.expr_functor.mutator
-    class Rewriter(relax.PyExprMutator):
-        def visit_call_(self, call):
-            call = self.visit_expr_post_order(call)
-            replaced = rewrite(call, self.builder_.emit, self.lookup_binding)
-            return call if replaced is None else replaced
-
-    rewriter = Rewriter(mod)
-    rewriter.builder_.update_func(mod.get_global_var("main"), rewriter.visit_expr(mod["main"]))
-    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
 
 
 def _float32_tensor(expr) -> bool:
@@ -45,7 +29,7 @@ def _whole_exponent(expr, lookup, rank: int) -> int | None:
     return int(exponent) if exponent in EXPONENTS else None
 
 
-def _power_as_products(call, emit, lookup):
+def _power_as_products(call, builder, lookup):
     from tvm import relax
 
     if not is_call(call, "relax.power") or not _float32_tensor(call.args[0]):
@@ -56,26 +40,26 @@ def _power_as_products(call, emit, lookup):
         return None
     if exponent == 2:
         return relax.op.multiply(x, x)
-    square = emit(relax.op.multiply(x, x))
+    square = builder.emit(relax.op.multiply(x, x))
     return relax.op.multiply(square, x if exponent == 3 else square)
 
 
 def expand_integer_powers(mod):
     """``mod`` with every float32 ``R.power(x, c)`` of ``main`` whose exponent c is a scalar constant 2, 3 or 4
     written as ``x * x`` (3: ``x * x * x``, 4: ``(x * x) * (x * x)``); other powers are left as they are."""
-    return _rewrite_main(mod, _power_as_products)
+    return rewrite_main(mod, _power_as_products)
 
 
-def _sigmoid_as_exp(call, emit, lookup):
+def _sigmoid_as_exp(call, builder, lookup):
     from tvm import relax
 
     if not is_call(call, "relax.sigmoid") or not _float32_tensor(call.args[0]):
         return None
     x = call.args[0]
     one = relax.const(1.0, "float32")
-    return relax.op.divide(one, relax.op.add(one, emit(relax.op.exp(emit(relax.op.negative(x))))))
+    return relax.op.divide(one, relax.op.add(one, builder.emit(relax.op.exp(builder.emit(relax.op.negative(x))))))
 
 
 def sigmoid_as_exp(mod):
     """``mod`` with every float32 ``R.sigmoid(x)`` of ``main`` written as ``1 / (1 + exp(-x))``."""
-    return _rewrite_main(mod, _sigmoid_as_exp)
+    return rewrite_main(mod, _sigmoid_as_exp)

@@ -63,6 +63,12 @@ def float32_constant(expr, lookup) -> np.ndarray | None:
     return value if value.dtype == np.float32 else None
 
 
+def float32_scalar(expr, lookup) -> float | None:
+    """The value of ``expr`` when it is a one-element float32 constant (of any rank), or a variable bound to one."""
+    value = float32_constant(expr, lookup)
+    return None if value is None or value.size != 1 else float(value.reshape(()))
+
+
 def _constant_weight(expr, lookup) -> tuple[np.ndarray, bool] | None:
     """(weight as stored, stored transposed) when ``expr`` is a 2-D float32 constant or its transpose
     (``lookup`` gives the value a variable is bound to, or None)."""

@@ -6,15 +6,13 @@ from __future__ import annotations
 import math
 
 from ..codegen.softmax import softmax_rows_func
-from .matmul_calls import bound_value, float32_constant, is_call
+from .matmul_calls import bound_value, float32_scalar, is_call
+from .rewrite import rewrite_main
 
 
 def _positive_scalar(expr, lookup) -> float | None:
-    value = float32_constant(expr, lookup)
-    if value is None or value.size != 1:
-        return None
-    scalar = float(value.reshape(()))
-    return scalar if scalar > 0 and math.isfinite(scalar) else None
+    scalar = float32_scalar(expr, lookup)
+    return scalar if scalar is not None and scalar > 0 and math.isfinite(scalar) else None
 
 
 def _scaled_input(expr, lookup) -> tuple[object, float]:
@@ -39,26 +37,20 @@ def replace_softmax_calls(mod, lanes: int):
 
     kernels: dict[float, object] = {}
 
-    @relax.expr_functor.mutator
-    class Rewriter(relax.PyExprMutator):
-        def visit_call_(self, call):
-            call = self.visit_expr_post_order(call)
-            if not is_call(call, "relax.nn.softmax"):
-                return call
-            x = call.args[0]
-            ty = x.ty
-            if ty.dtype != "float32" or ty.shape is None or int(call.attrs.axis) not in (-1, len(ty.shape.values) - 1):
-                return call
-            source, scale = _scaled_input(x, self.lookup_binding)
-            if scale not in kernels:
-                kernels[scale] = self.builder_.add_func(softmax_rows_func(lanes, scale),
-                                                        f"softmax_rows_{len(kernels)}")
-            dims = list(ty.shape.values)
-            flat_shape = [math.prod(dims[:-1], start=1), dims[-1]]  # rows: a PrimExpr of the model's dimensions
-            flat = self.builder_.emit(relax.op.reshape(source, relax.ShapeExpr(flat_shape)))
-            out = self.builder_.emit(relax.call_tir(kernels[scale], [flat], relax.TensorType(flat_shape, "float32")))
-            return relax.op.reshape(out, relax.ShapeExpr(dims))
+    def call_kernel(call, builder, lookup):
+        if not is_call(call, "relax.nn.softmax"):
+            return None
+        x = call.args[0]
+        ty = x.ty
+        if ty.dtype != "float32" or ty.shape is None or int(call.attrs.axis) not in (-1, len(ty.shape.values) - 1):
+            return None
+        source, scale = _scaled_input(x, lookup)
+        if scale not in kernels:
+            kernels[scale] = builder.add_func(softmax_rows_func(lanes, scale), f"softmax_rows_{len(kernels)}")
+        dims = list(ty.shape.values)
+        flat_shape = [math.prod(dims[:-1], start=1), dims[-1]]  # rows: a PrimExpr of the model's dimensions
+        flat = builder.emit(relax.op.reshape(source, relax.ShapeExpr(flat_shape)))
+        out = builder.emit(relax.call_tir(kernels[scale], [flat], relax.TensorType(flat_shape, "float32")))
+        return relax.op.reshape(out, relax.ShapeExpr(dims))
 
-    rewriter = Rewriter(mod)
-    rewriter.builder_.update_func(mod.get_global_var("main"), rewriter.visit_expr(mod["main"]))
-    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+    return rewrite_main(mod, call_kernel)
