@@ -27,6 +27,7 @@ from .epilogues import distinct_epilogues, find_fused_matmuls
 from .latency import latency_points, measure_latency
 from .locate import locate_mismatch
 from .matmul_calls import find_matmul_calls, merge_workloads, replace_matmul_calls
+from .norm_forms import normalizations_as_operators
 from .source import load_model, model_ranges, static_parameters
 from .verify import ModelVerification, check_points, onnx_runtime_runner, verify_model, vm_runner
 
@@ -115,7 +116,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     timings: dict[str, float] = {}
     start = time.perf_counter()
     loaded = load_model(model, params)
-    mod = expand_integer_powers(loaded)
+    mod = normalizations_as_operators(expand_integer_powers(loaded))
     func = mod["main"]
     _check_inputs(func)
     var_ranges = model_ranges(func, ranges)
