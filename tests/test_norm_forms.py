@@ -48,8 +48,10 @@ def _module():
                 column_mean = R.mean(x_square, axis=[0], keepdims=True)
                 column_root = R.sqrt(R.add(column_mean, R.const(1e-6, "float32")))
                 kept = R.divide(x, column_root)
-                R.output(layer, layer2, weighted, rms2, kept)
-            return (layer, layer2, weighted, rms2, kept)
+                # a shift of higher rank broadcasts the norm to that rank: not folded
+                higher = R.add(normed2, R.const(np.ones((1, 1, H), "float32")))
+                R.output(layer, layer2, weighted, rms2, kept, higher)
+            return (layer, layer2, weighted, rms2, kept, higher)
 
     return Norms
 
@@ -72,15 +74,18 @@ def test_written_out_norms_become_one_operator_each_with_the_same_numbers():
     written = _module()
     recognised = normalizations_as_operators(written)
     ops = _ops(recognised["main"])
-    assert ops.count("relax.nn.layer_norm") == 2 and ops.count("relax.nn.rms_norm") == 2
+    # layer_norm thrice: the rsqrt form's own stays for the shift of higher rank beside its scaled copy
+    assert ops.count("relax.nn.layer_norm") == 3 and ops.count("relax.nn.rms_norm") == 2
     assert ops.count("relax.sqrt") == 1 and "relax.rsqrt" not in ops  # only the column mean's root is left
     assert ops.count("relax.multiply") == 1  # its x * x; every scale was folded into a norm
+    assert ops.count("relax.add") == 2  # the column mean's eps and the shift of higher rank
 
     x = RNG.uniform(-3, 3, (5, H)).astype("float32") + 2.0
     centred = x - x.mean(-1, keepdims=True)
     layer = centred / np.sqrt((centred ** 2).mean(-1, keepdims=True) + 1e-5)
     rms = x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-6)
-    expected = [layer * GAMMA + BETA, 2 * layer, rms * WEIGHT, rms, x / np.sqrt((x ** 2).mean(0) + 1e-6)]
+    expected = [layer * GAMMA + BETA, 2 * layer, rms * WEIGHT, rms, x / np.sqrt((x ** 2).mean(0) + 1e-6),
+                (layer + 1)[None]]
     for mod in (written, recognised):
         vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
         for got, want in zip(vm["main"](tvm.runtime.tensor(x)), expected):

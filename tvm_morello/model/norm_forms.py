@@ -77,11 +77,12 @@ def _normalized(u, eps: float, lookup):
     return relax.op.nn.rms_norm(u, ones, axes=[-1], epsilon=eps)
 
 
-def _per_column(expr, lookup, width: int) -> np.ndarray | None:
-    """A float32 constant that broadcasts along the last axis only (scalar, or ``width`` values on the last
-    axis, ones before), as ``width`` values."""
+def _per_column(expr, lookup, width: int, rank: int) -> np.ndarray | None:
+    """A float32 constant that broadcasts along the last axis only of a tensor of ``rank`` axes (a scalar, or
+    ``width`` values on the last axis, ones before), as ``width`` values."""
     value = float32_constant(expr, lookup)
-    if value is None or any(extent != 1 for extent in value.shape[:-1]) or value.size not in (1, width):
+    if value is None or value.ndim > rank or any(extent != 1 for extent in value.shape[:-1]) \
+            or value.size not in (1, width):
         return None
     return np.broadcast_to(value.reshape(-1), (width,)).astype("float32")
 
@@ -98,16 +99,17 @@ def _folded(call, lookup):
         layer = is_call(norm, "relax.nn.layer_norm")
         if not (layer or (scale and is_call(norm, "relax.nn.rms_norm"))) or [int(a) for a in norm.attrs.axes] != [-1]:
             continue
-        width = _width(norm.args[0])
-        c = None if width is None else _per_column(constant, lookup, width)
+        data = norm.args[0]
+        width = _width(data)
+        c = None if width is None else _per_column(constant, lookup, width, data.ty.ndim)
         gamma = float32_constant(norm.args[1], lookup)
         beta = float32_constant(norm.args[2], lookup) if layer else None
         if c is None or gamma is None or (layer and beta is None):
             continue
         if not layer:
-            return relax.op.nn.rms_norm(norm.args[0], relax.const(gamma * c), axes=[-1], epsilon=norm.attrs.epsilon)
+            return relax.op.nn.rms_norm(data, relax.const(gamma * c), axes=[-1], epsilon=norm.attrs.epsilon)
         gamma, beta = (gamma * c, beta * c) if scale else (gamma, beta + c)
-        return relax.op.nn.layer_norm(norm.args[0], relax.const(gamma), relax.const(beta), axes=[-1],
+        return relax.op.nn.layer_norm(data, relax.const(gamma), relax.const(beta), axes=[-1],
                                       epsilon=norm.attrs.epsilon)
     return None
 
