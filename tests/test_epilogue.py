@@ -162,7 +162,7 @@ def test_model_runs_its_epilogues_in_the_kernels_and_matches_numpy(tmp_path, esc
     path, weights = ffn_model(tmp_path / "ffn.onnx", escape=escape)
     compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
                              config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
-                                                 cap=2, speed_points=0), show_progress=False)
+                                                 cap=2, close_calls=0, speed_points=0), show_progress=False)
     first = "add" if escape else "add_divide_erf_add_multiply_multiply"
     assert {name: [e.ops for e in found] for name, found in compiled.epilogues.items()} == {
         "dense_32x64": [first], "dense_64x32": ["add_add"]}
@@ -275,7 +275,7 @@ def test_a_silu_gate_runs_in_a_kernel_and_matches_numpy(tmp_path):
     path, w = gated_ffn_model(tmp_path / "gated.onnx")
     compiled = compile_model(path, {"batch": (1, 2), "seq": (1, 8)}, work_dir=tmp_path / "records",
                              config=TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2,
-                                                 cap=2, speed_points=0), show_progress=False)
+                                                 cap=2, close_calls=0, speed_points=0), show_progress=False)
     ops = sorted(e.ops for found in compiled.epilogues.values() for e in found)
     assert ops == ["add", "sigmoid_multiply_multiply"]  # the gate's (the other product a tensor input); the residual
 

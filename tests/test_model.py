@@ -14,10 +14,12 @@ from tvm_morello import InvalidShapeError, UnsupportedOperatorError, Verificatio
 from tvm_morello.dynamic import TuningConfig
 from tvm_morello.testing import host_target
 
-TINY = TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2, speed_points=0)
-# correctness only: the fewest candidates, measured briefly, no speed check against numpy
+# neither re-runs close calls nor checks the speed against numpy (test_dynamic_tuning and one test here do)
+TINY = TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2, close_calls=0,
+                    speed_points=0)
+# correctness only: the fewest candidates, measured briefly
 BRIEF = TuningConfig(max_candidates=2, candidate_source="hardware", shapes_per_kernel=1, cap=2, serial_kernel=False,
-                     dot_kernels=False, repeat=1, min_repeat_ms=5, speed_points=0)
+                     dot_kernels=False, repeat=1, min_repeat_ms=5, close_calls=0, speed_points=0)
 
 
 def _save(model, path):
