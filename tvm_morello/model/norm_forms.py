@@ -2,9 +2,10 @@
 
 An exporter older than ONNX's LayerNormalization (GPT-2 at opset 14) writes LayerNorm as ReduceMean, Sub, Pow,
 ReduceMean, Add, Sqrt, Div, Mul, Add, and Llama's RMSNorm comes as Pow, ReduceMean, Add, Sqrt, Reciprocal, Mul,
-Mul. TVM fuses those into three or four kernels, each a pass over the rows (65 us, 3% of a GPT-2 block at batch 4,
-T = 64, hidden 256, Zen 4); as ``R.nn.layer_norm`` / ``R.nn.rms_norm`` they are one row kernel, the constant scale
-and shift that follow folded into its gamma and beta."""
+Mul. TVM fuses those into three or four kernels, each a pass over the rows; as ``R.nn.layer_norm`` /
+``R.nn.rms_norm`` they are one row kernel, the constant scale and shift that follow folded into its gamma and beta.
+A GPT-2 block's two LayerNorms at batch 4, T = 64, hidden 256 took 84 us so, 25 us as one kernel each (4% -> 1% of
+the block, Zen 4)."""
 from __future__ import annotations
 
 import numpy as np
