@@ -132,8 +132,15 @@ def rank_kernels(workload: DynamicWorkload, target: CpuTarget, panel: int, micro
 
 def plan_from_measurements(workload: DynamicWorkload, target: CpuTarget, panel: int, micros: Sequence[MicroKernel],
                            measurements: Sequence[Measurement], config: TuningConfig) -> OperatorPlan:
-    """Rank the kernels (``rank_kernels``) and fit the dispatch tree on each shape's kernel."""
+    """Rank the kernels (``rank_kernels``) and plan from the ranking (``plan_from_ranking``)."""
     ranked = rank_kernels(workload, target, panel, micros, measurements, config)
+    return plan_from_ranking(workload, panel, micros, measurements, ranked, config)
+
+
+def plan_from_ranking(workload: DynamicWorkload, panel: int, micros: Sequence[MicroKernel],
+                      measurements: Sequence[Measurement], ranked: Ranking, config: TuningConfig) -> OperatorPlan:
+    """The plan of the kernels ``ranked`` chose (from ``measurements``): the dispatch tree fitted on each shape's
+    kernel, the measurements and predictions kept as provenance."""
     shapes, weights, cost, labels = ranked.shapes, ranked.weights, ranked.cost, ranked.labels
     index = {column: i for i, column in enumerate(ranked.chosen)}
     x = np.array([[env[name] for name in workload.var_names] for env in shapes])

@@ -14,7 +14,7 @@ from ..target import CpuTarget, require_host, resolve_target
 from .config import TuningConfig
 from .jobs import TuningJobs, plan_jobs, worth_throughput_runs
 from .plan import OperatorPlan
-from .planning import fastest_runs, plan_from_measurements, rank_kernels
+from .planning import fastest_runs, plan_from_measurements, plan_from_ranking, rank_kernels
 from .summary import summary_table
 
 
@@ -41,15 +41,16 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
     if throughput:
         measurements += measurer.measure(workload, planned.panel, throughput, progress)
     micros = list(planned.micros)
-    close = rank_kernels(workload, target, planned.panel, micros, measurements, config).contested(
-        micros, config.close_margin, config.close_calls, workload.flops) if config.close_calls else []
+    ranked = rank_kernels(workload, target, planned.panel, micros, measurements, config)
+    close = ranked.contested(micros, config.close_margin, config.close_calls, workload.flops)
     if close:
         if progress is not None:
             progress.total += 2 * len(close)
             progress.refresh()
         measurements = fastest_runs(measurements + measurer.measure(workload, planned.panel, close, progress,
                                                                     records=2))
-    plan = plan_from_measurements(workload, target, planned.panel, micros, measurements, config)
+        ranked = rank_kernels(workload, target, planned.panel, micros, measurements, config)
+    plan = plan_from_ranking(workload, planned.panel, micros, measurements, ranked, config)
     plan.provenance["close_calls"] = [{"kernel": micro.key, "shape": dict(env)} for micro, env in close]
     plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
     plan.provenance["database"] = str(measurer.work_dir)
