@@ -1,15 +1,15 @@
 """Generic schedules valid for every shape in range: a model's operators that are not tuned matmuls.
 
-Row reductions (softmax over seq, layer_norm over the hidden size) get ``RowReductions``: their elementwise
-inputs inlined, one parallel loop over the rows, each row's loops left plain for LLVM to vectorise (the model is
-compiled with float reassociation, so its sums vectorise too), remainder included. dlight's CPU Reduction rule instead splits a symbolic axis into
-predicated vectors, which TVM scalarises (0.9 ms for a 12 x 128 x 128 softmax, 0.27 ms so), and sums a static
-one in a serial scalar chain (two layer_norms at 1024 x 768: 2.1 ms, 0.4 ms so). Elementwise operators, bias
-and GELU epilogues, transposes and reshape copies get ``Injective``: the outer loops fused and run in parallel,
-the innermost vectorised when it is static (a symbolic innermost axis is left to LLVM). A matmul no tuned kernel
-covers (a meta-schedule task the DP cannot express), with the elementwise blocks after it, gets ``MatmulRows``:
-the output's rows in parallel, each row's product accumulated in vectors along its columns. Without them they
-run as serial scalar loops."""
+Row reductions (softmax over seq, layer_norm over the hidden size) get ``RowReductions``: their elementwise inputs
+inlined, one parallel loop over the rows, each row's loops left plain for LLVM to vectorise (the model is compiled
+with float reassociation, so its sums vectorise too), remainder included. dlight's CPU Reduction rule instead splits
+a symbolic axis into predicated vectors, which TVM scalarises (0.9 ms for a 12 x 128 x 128 softmax, 0.27 ms so), and
+sums a static one in a serial scalar chain (two layer_norms at 1024 x 768: 2.1 ms, 0.4 ms so). Elementwise
+operators, bias and GELU epilogues, transposes and reshape copies get ``Injective``: the outer loops fused and run
+in parallel, the innermost vectorised when it is static (a symbolic innermost axis is left to LLVM). A matmul no
+tuned kernel covers (a meta-schedule task the DP cannot express), with the elementwise blocks after it, gets
+``MatmulRows``: the output's rows in parallel, each row's product accumulated in vectors along its columns. Without
+them they run as serial scalar loops."""
 from __future__ import annotations
 
 SHORT_ROW = 256  # innermost extents below which the row loop around them stays out of the parallel loop
