@@ -195,3 +195,54 @@ def test_runner_reuses_an_argument_whose_shape_did_not_change():
     again = reuse_unchanged_arguments(dev, [("TENSOR", "float32", [5, 16]), ("TENSOR", "float32", [2, 8, 16]),
                                             ("TENSOR", "float32", [5, 8])], 1)[0]
     assert again[0] is not second[2]  # reuse is per position: an input never aliases another's output
+
+
+def test_a_streamed_weight_is_run_in_copies_that_span_the_models_weights():
+    import tvm
+
+    from tvm_morello.measure.kernels import STREAMED_BYTES_CAP, streamed_arguments, streamed_copies
+
+    assert streamed_copies((12, 768, 64), 4, 28 << 20) == 13  # a 2.4 MB weight among 28 MB: 13 copies
+    assert streamed_copies((12, 768, 64), 4, 1000) == 1  # a model of one weight: the weight itself
+    assert streamed_copies((4, 8, 16), 4, 1 << 40) == STREAMED_BYTES_CAP // (4 * 8 * 16 * 4)  # memory is bounded
+    dev = tvm.cpu()
+    info = [("TENSOR", "float32", [3, 8]), ("TENSOR", "float32", [2, 8, 16]), ("TENSOR", "float32", [3, 16])]
+    lists = streamed_arguments(dev, info, 1, streamed_bytes=3 * 2 * 8 * 16 * 4)
+    assert len(lists) == 3
+    weights = [args[1] for args in lists]
+    assert len({id(w) for w in weights}) == 3  # distinct buffers, the same numbers
+    assert all(np.array_equal(w.numpy(), weights[0].numpy()) for w in weights)
+    assert all(args[0] is lists[0][0] and args[2] is lists[0][2] for args in lists)  # A and the output shared
+    assert len(streamed_arguments(dev, info, 1, streamed_bytes=0)) == 1
+
+
+def test_streamed_runs_call_every_copy_in_turn():
+    from types import SimpleNamespace
+
+    from tvm_morello.measure.kernels import time_streamed
+
+    seen = []
+
+    class Module:
+        entry_name = "main"
+
+        def __getitem__(self, name):
+            assert name == "main"
+            return lambda *args: seen.append(args[1])
+
+    lists = [["a", f"w{i}", "out"] for i in range(3)]
+    config = SimpleNamespace(repeat=4, min_repeat_ms=0)
+    costs = time_streamed(Module(), None, config, lists)
+    assert len(costs) == 4 and all(c > 0 for c in costs)
+    assert seen[:6] == ["w0", "w1", "w2"] * 2  # warmed once, then each repeat runs the copies in order
+    assert len(seen) == 3 * 5
+
+
+def test_a_measurer_streams_a_prepacked_weights_copies(tmp_path):
+    wl = dyn.dense(64, 64, (1, 40))
+    measurer = dyn.KernelMeasurer(TARGET, tmp_path, number=1, repeat=2, min_repeat_ms=1, streamed_bytes=1 << 20)
+    (run,) = measurer.measure(wl, 16, [(dyn.MicroKernel(1, 16), {"m": 3})])
+    assert run.seconds > 0 and run.env_dict == {"m": 3}
+    assert measurer.weight_runner is not measurer.runner
+    (record,) = measurer.database.get_all_tuning_records()
+    assert len(record.run_secs) == 2  # a figure per repeat from the copies' runner, in its own worker

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..codegen.microkernel import MicroKernel
-from ..measure.kernels import KernelMeasurer, Measurement
+from ..measure.kernels import KernelMeasurer, Measurement, records_dir
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, require_host, resolve_target
 from .config import TuningConfig
@@ -54,22 +54,25 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
     plan.provenance["close_calls"] = [{"kernel": micro.key, "shape": dict(env)} for micro, env in close]
     plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
     plan.provenance["database"] = str(measurer.work_dir)
+    plan.provenance["streamed_weight_bytes"] = config.streamed_weight_bytes
     return plan
 
 
 def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir: str | Path | None = None,
                  config: TuningConfig | None = None, show_progress: bool = True,
                  print_summary: bool | None = None) -> list[OperatorPlan]:
-    """Tune every workload (records go to a JSONDatabase in ``work_dir``) on this host; prints a summary table
-    (``print_summary``, by default when showing progress)."""
+    """Tune every workload (records go to a JSONDatabase in ``work_dir``, or in its folder ``records_dir`` names
+    when weights stream) on this host; prints a summary table (``print_summary``, by default when showing
+    progress)."""
     from tqdm.auto import tqdm
 
     target = resolve_target(target)
     require_host(target, "tune")
     config = config or TuningConfig()
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
-    measurer = KernelMeasurer(target, work_dir, number=config.number, repeat=config.repeat,
-                              min_repeat_ms=config.min_repeat_ms)
+    measurer = KernelMeasurer(target, records_dir(work_dir, config.streamed_weight_bytes), number=config.number,
+                              repeat=config.repeat, min_repeat_ms=config.min_repeat_ms,
+                              streamed_bytes=config.streamed_weight_bytes)
     planned = [plan_jobs(wl, target, config)
                for wl in tqdm(workloads, desc="choosing micro-kernels", unit="op", disable=not show_progress)]
     runs = sum(len(p.jobs) for p in planned)
@@ -95,6 +98,7 @@ def replan(plan: OperatorPlan, envs: Sequence[Mapping[str, int]], target: CpuTar
     added = measurer.measure(workload, plan.panel, jobs) if jobs else []
     replanned = plan_from_measurements(workload, target, plan.panel, micros, earlier + added, config)
     replanned.provenance.update(database=prov.get("database"), replanned_at=[dict(env) for env in envs],
+                                streamed_weight_bytes=config.streamed_weight_bytes,
                                 speed_check_before_replan=prov.get("speed_check"),
                                 tuning_seconds=prov.get("tuning_seconds", 0.0) + time.perf_counter() - start)
     return replanned

@@ -107,7 +107,8 @@ def replan_losing(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
             say(f"{plan.workload.name} runs below {REPLAN_BELOW}x numpy at {envs}: measuring every candidate there "
                 "and planning it again ...")
     measurer = KernelMeasurer(target, plans[0].provenance["database"], number=config.number,
-                              repeat=config.repeat, min_repeat_ms=config.min_repeat_ms)
+                              repeat=config.repeat, min_repeat_ms=config.min_repeat_ms,
+                              streamed_bytes=config.streamed_weight_bytes)
     return [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
 
 

@@ -64,6 +64,70 @@ def reuse_unchanged_arguments(device, args_info, alloc_repeat: int) -> list:
     return [args] * alloc_repeat
 
 
+STREAMED_BYTES_CAP = 256 << 20  # copies of a weight beyond this stream from memory like more would
+_STREAMED_COPIES: dict = {}  # (dtype, shape, copies) -> the weight's copies, in the runner's worker
+WEIGHT_POSITION = 1  # a micro-kernel's parameters: A, B, [epilogue inputs], out
+
+
+def streamed_copies(shape, dtype_bytes: int, streamed_bytes: int) -> int:
+    """Copies of a weight of ``shape`` that together span ``streamed_bytes`` (at most ``STREAMED_BYTES_CAP``)."""
+    weight_bytes = dtype_bytes
+    for extent in shape:
+        weight_bytes *= extent
+    return max(1, -(-min(streamed_bytes, STREAMED_BYTES_CAP) // weight_bytes))
+
+
+def records_dir(work_dir: str | Path, streamed_bytes: int) -> Path:
+    """Where runs are kept: ``work_dir`` itself, or for weights streamed among ``streamed_bytes`` a folder of it
+    named by them (a weight read among 28 MB finds it in L3, among 340 MB in memory: neither run stands for the
+    other, so a model only resumes from runs made among weights like its own)."""
+    return Path(work_dir) / f"streamed_{streamed_bytes}" if streamed_bytes else Path(work_dir)
+
+
+def streamed_arguments(device, args_info, alloc_repeat: int, *, streamed_bytes: int = 0) -> list:
+    """The runner's argument allocator for weights that stream: ``reuse_unchanged_arguments``, with the weight
+    (B) in as many copies as span ``streamed_bytes``, one argument list per copy (A and the output shared).
+    ``time_streamed`` calls them in turn, so each call finds its weight where a model leaves it: read since by
+    the model's other weights (L3 or memory), not in the core's own caches as a kernel called over and over
+    finds it."""
+    import tvm
+
+    (args,) = reuse_unchanged_arguments(device, args_info, 1)
+    _, dtype, shape = args_info[WEIGHT_POSITION]
+    copies = streamed_copies(shape, tvm.runtime.DataType(dtype).bits // 8, streamed_bytes)
+    if copies == 1:
+        return [args] * alloc_repeat
+    key = (dtype, tuple(shape), copies)
+    if key not in _STREAMED_COPIES:
+        _STREAMED_COPIES.clear()
+        weight = args[WEIGHT_POSITION]
+        _STREAMED_COPIES[key] = [weight] + [weight.copyto(device) for _ in range(copies - 1)]
+    return [[*args[:WEIGHT_POSITION], weight, *args[WEIGHT_POSITION + 1:]] for weight in _STREAMED_COPIES[key]]
+
+
+def time_streamed(rt_mod, device, evaluator_config, repeated_args) -> list[float]:
+    """Seconds per call, one figure per repeat, calling the kernel on each argument list in turn (as long as a
+    repeat lasts ``min_repeat_ms``). One argument list is timed as meta-schedule times it."""
+    import time
+
+    from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
+
+    if len(repeated_args) == 1:
+        return run_evaluator_common(rt_mod, device, evaluator_config, repeated_args)
+    kernel = rt_mod[rt_mod.entry_name]
+    for args in repeated_args:  # every copy read once before timing
+        kernel(*args)
+    costs = []
+    for _ in range(evaluator_config.repeat):
+        calls, start = 0, time.perf_counter()
+        while not calls or time.perf_counter() - start < evaluator_config.min_repeat_ms / 1e3:
+            for args in repeated_args:
+                kernel(*args)
+            calls += len(repeated_args)
+        costs.append((time.perf_counter() - start) / calls)
+    return costs
+
+
 @contextmanager
 def interrupt_between_runs():
     """Yields a predicate "was Ctrl-C pressed?". Inside TVM's runner a Ctrl-C surfaces only after the whole batch,
@@ -87,10 +151,16 @@ def interrupt_between_runs():
 
 class KernelMeasurer:
     """Builds each micro-kernel once (symbolic), runs it at concrete shapes, commits every run to a
-    meta-schedule ``JSONDatabase`` in ``work_dir`` (workload = the unscheduled symbolic PrimFunc)."""
+    meta-schedule ``JSONDatabase`` in ``work_dir`` (workload = the unscheduled symbolic PrimFunc).
+
+    ``streamed_bytes``: the weights a call's weight is read among (a model's), whose copies the runs go through
+    in turn (``streamed_arguments``); 0 runs each kernel on one weight, over and over, as a lone operator is.
+    """
 
     def __init__(self, target: CpuTarget, work_dir: str | Path, *, number: int = 1, repeat: int = 3,
-                 min_repeat_ms: int = 40, timeout_s: float = 120.0):
+                 min_repeat_ms: int = 40, timeout_s: float = 120.0, streamed_bytes: int = 0):
+        import functools
+
         from tvm.s_tir import meta_schedule as ms
 
         from .builder import FastBuilder
@@ -104,6 +174,9 @@ class KernelMeasurer:
                                            enable_cpu_cache_flush=False)
         self.runner = ms.runner.LocalRunner(timeout_sec=timeout_s, evaluator_config=config,
                                             f_alloc_argument=reuse_unchanged_arguments)
+        self.weight_runner = self.runner if not streamed_bytes else ms.runner.LocalRunner(
+            timeout_sec=timeout_s, evaluator_config=config, f_run_evaluator=time_streamed,
+            f_alloc_argument=functools.partial(streamed_arguments, streamed_bytes=streamed_bytes))
 
     def measure(self, workload: DynamicWorkload, panel: int, jobs: Sequence[tuple[MicroKernel, Mapping[str, int]]],
                 progress=None, records: int = 1) -> list[Measurement]:
@@ -147,7 +220,8 @@ class KernelMeasurer:
                     stop_if_interrupted()
                     micro, env = jobs[i]
                     info = [ms.arg_info.TensorInfo("float32", shape) for shape in shapes[i]]
-                    (future,) = self.runner.run([ms.runner.RunnerInput(artifacts[micro], "cpu", info)])
+                    runner = self.weight_runner if workload.constant_b else self.runner
+                    (future,) = runner.run([ms.runner.RunnerInput(artifacts[micro], "cpu", info)])
                     result = future.result()
                     if result.error_msg:
                         stop_if_interrupted()  # Ctrl-C reaches the runner's worker too

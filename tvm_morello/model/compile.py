@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -128,6 +128,8 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
     say(f"{len(calls)} matmuls found, {len(workloads)} distinct workloads: "
         + ", ".join(f"{wl.name} ({_ranges_text(wl)})" for wl in workloads), flush=True)
     config = config or TuningConfig()
+    if not config.streamed_weight_bytes:  # each matmul's weight is read among all of them, once per call of main
+        config = replace(config, streamed_weight_bytes=sum(c.weight.nbytes for c in calls if c.weight is not None))
     workloads, untuned_matmuls = _expressible(workloads, target, config)
     for name, why in untuned_matmuls.items():
         say(f"{name}: {why}; it keeps TVM's generic schedule", flush=True)
