@@ -77,7 +77,7 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     assert all(len(p.provenance["speed_check"]["points"]) == 4 for p in compiled.plans)  # timed against numpy
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
     # each weight was measured among copies spanning the model's weights, as main reads them
-    assert all(p.provenance["streamed_weight_bytes"] == w1.nbytes + w2.nbytes for p in compiled.plans)
+    assert all(p.provenance["config"]["streamed_weight_bytes"] == w1.nbytes + w2.nbytes for p in compiled.plans)
     checked = [(p["batch"], p["seq"]) for p in compiled.verification.points]
     assert (1, 1) in checked and (2, 9) in checked
     manifest = json.loads(compiled.manifest.read_text())

@@ -54,7 +54,6 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
     plan.provenance["close_calls"] = [{"kernel": micro.key, "shape": dict(env)} for micro, env in close]
     plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
     plan.provenance["database"] = str(measurer.work_dir)
-    plan.provenance["streamed_weight_bytes"] = config.streamed_weight_bytes
     return plan
 
 
@@ -98,7 +97,6 @@ def replan(plan: OperatorPlan, envs: Sequence[Mapping[str, int]], target: CpuTar
     added = measurer.measure(workload, plan.panel, jobs) if jobs else []
     replanned = plan_from_measurements(workload, target, plan.panel, micros, earlier + added, config)
     replanned.provenance.update(database=prov.get("database"), replanned_at=[dict(env) for env in envs],
-                                streamed_weight_bytes=config.streamed_weight_bytes,
                                 speed_check_before_replan=prov.get("speed_check"),
                                 tuning_seconds=prov.get("tuning_seconds", 0.0) + time.perf_counter() - start)
     return replanned
