@@ -249,6 +249,13 @@ def test_close_calls_are_the_heaviest_near_ties_at_their_weighted_median_shape()
                                                        (micros[0], {"m": 7}), (micros[2], {"m": 7})]
     assert ranking.contested(micros, 0.1, 1, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5})]
     assert ranking.contested(micros, 0.07, 2, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5})]
+    # when the smallest shape's call is close too, both kernels are also run there, however light it is
+    close_at_1 = cost.copy()
+    close_at_1[0] = [1.0, 2.0, 1.04]
+    ranking = Ranking(shapes, weights, close_at_1, [0, 1, 2], np.zeros(8, dtype=int), 1.0)
+    assert ranking.contested(micros, 0.1, 1, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5}),
+                                                       (micros[0], {"m": 1}), (micros[2], {"m": 1})]
+    assert ranking.contested(micros, 0.1, 0, flops) == []  # no close calls asked for
 
 
 def test_a_kernel_faster_between_the_runs_keeps_the_shapes_there():

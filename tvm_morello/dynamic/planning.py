@@ -92,7 +92,9 @@ class Ranking:
                   flops: Callable[[Mapping[str, int]], float]) -> list[tuple[MicroKernel, dict[str, int]]]:
         """Runs that settle the closest calls: shapes whose kernel and the best other candidate are within
         ``margin`` of each other, grouped by that pair; in each of the ``count`` heaviest groups, both kernels at
-        the group's weighted-median shape (by flops)."""
+        the group's weighted-median shape (by flops). And both at the smallest shape when its call is close: its
+        calls are the cheapest, so a wrong kernel costs them the largest share (a sweep's worst point), and
+        little weight leaves its group out of the heaviest."""
         rows = np.arange(len(self.shapes))
         own = self.cost[rows, self.labels]
         others = self.cost.copy()
@@ -108,6 +110,12 @@ class Ranking:
             share = np.cumsum(self.weights[members])
             median = dict(self.shapes[members[int(np.searchsorted(share, share[-1] / 2))]])
             jobs += [(micros[kernel], median), (micros[other], median)]
+        if count:
+            smallest = min(rows, key=lambda i: flops(self.shapes[i]))
+            pair = [(micros[int(self.labels[smallest])], dict(self.shapes[smallest])),
+                    (micros[int(rival[smallest])], dict(self.shapes[smallest]))]
+            if abs(others[smallest, rival[smallest]] / own[smallest] - 1) < margin and pair[0] not in jobs:
+                jobs += pair
         return jobs
 
 
