@@ -193,3 +193,33 @@ def test_wait_until_idle_waits_out_a_busy_process_and_gives_up_on_a_busy_one():
         for proc in (brief, busy):
             proc.kill()
             proc.wait()
+
+
+def test_a_dense_dispatcher_takes_an_activation_of_any_rank_as_m_rows():
+    import tvm
+
+    from tvm_morello.codegen.panels import pack_panels_array
+    from tvm_morello.library.modules import build_modules, called_ranks
+
+    plan, qk = _plans()[0], _plans()[1]  # dense: n = 96, k = 64; kernel 0 up to m = 5, kernel 1 beyond
+    assert called_ranks("dense__dispatch", ["dense__dispatch__rank3", "dense__dispatch", "dense__dispatch__add_1"]) == [2, 3]
+    assert called_ranks("dense__dispatch", None) == [2]
+    rank4 = plan.dispatcher_for(None, 4)
+    _, modules = build_modules([plan], TARGET, called=[rank4])
+    ((kernels, target),) = modules
+    assert {g.name_hint for g in kernels.get_global_vars()} == {rank4, plan.kernel_name(0), plan.kernel_name(1),
+                                                                "dense__pack"}
+    lib = tvm.tirx.build(kernels, target=target)
+    rng = np.random.default_rng(0)
+    w = rng.uniform(-1, 1, (96, 64)).astype("float32")  # [n, k], dense's layout
+    packed = tvm.runtime.tensor(pack_panels_array(w, 32, transpose_b=True))
+    for shape in [(1, 1, 1), (1, 5, 1), (2, 3, 4), (5, 1, 7)]:  # m = 1, 5 (kernel 0), 24, 35 (kernel 1)
+        x = rng.uniform(-1, 1, (*shape, 64)).astype("float32")
+        out = tvm.runtime.tensor(np.zeros((*shape, 96), "float32"))
+        lib[rank4](tvm.runtime.tensor(x), packed, out)
+        np.testing.assert_allclose(out.numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="shape outside the declared range"):  # m = 42 > 40
+        lib[rank4](tvm.runtime.tensor(np.zeros((3, 7, 2, 64), "float32")), packed,
+                   tvm.runtime.tensor(np.zeros((3, 7, 2, 96), "float32")))
+    with pytest.raises(ValueError, match="only a dense layer"):
+        build_modules([qk], TARGET, called=[qk.dispatcher_for(None, 3)])

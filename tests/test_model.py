@@ -2,6 +2,7 @@
 shape in range, rejects shapes outside it naming the dimension, and loads in plain TVM."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -78,10 +79,15 @@ def test_onnx_model_compiles_verifies_and_runs_in_plain_tvm(tmp_path):
     assert all(p.workload.range_of("m").hi == 18 for p in compiled.plans)  # m = batch * seq
     # each weight was measured among copies spanning the model's weights, as main reads them
     assert all(p.provenance["config"]["streamed_weight_bytes"] == w1.nbytes + w2.nbytes for p in compiled.plans)
+    # the dense layers' dispatchers take the [batch, seq, k] activations as they are (no VM reshapes around them)
+    dispatchers = re.findall(r"call +(dense_\w+) in:", compiled.executable.mod["as_text"]())
+    assert len(dispatchers) == 2 and all(name.endswith("__rank3") for name in dispatchers)
     checked = [(p["batch"], p["seq"]) for p in compiled.verification.points]
     assert (1, 1) in checked and (2, 9) in checked
     manifest = json.loads(compiled.manifest.read_text())
     assert manifest["ranges"]["seq"]["hi"] == 9 and len(manifest["operators"]) == 2
+    (relu,) = manifest["epilogues"]["dense_32x48"]  # bias + ReLU, run by the dispatcher main calls
+    assert relu["ops"] == "add_relu" and [d.rsplit("__", 1)[1] for d in relu["dispatchers"]] == ["rank3"]
     assert [(p["batch"], p["seq"]) for p in manifest["latency_ms"]] == [(1, 1), (1, 5), (2, 9)]
     assert all(p["ms"] > 0 for p in compiled.latency) and "batch=2, seq=9: " in compiled.summary()
     assert str(compiled) == compiled.summary() and repr(compiled).startswith("CompiledModel(batch=1..2, seq=1..9; 2 matmuls")

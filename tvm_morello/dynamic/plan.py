@@ -7,6 +7,10 @@ from ..codegen.microkernel import MicroKernel
 from ..spec.symbolic import DynamicWorkload
 from .dispatch import DispatchTree
 
+# A dispatcher taking a dense layer's activation as the model holds it, [d0, ..., k], is named by its rank after
+# this (a Relax reshape to [m, k] and back cost the VM six instructions per call: 42 of a BERT layer's 165).
+RANK_SUFFIX = "__rank"
+
 
 @dataclass(frozen=True, eq=False)
 class OperatorPlan:
@@ -34,6 +38,12 @@ class OperatorPlan:
     def dispatcher_with(self, epilogue) -> str:
         """The dispatcher whose kernels finish their output with ``epilogue`` (a ``spec.epilogue.Epilogue``)."""
         return f"{self.dispatcher}__{epilogue.key}"
+
+    def dispatcher_for(self, epilogue=None, rank: int = 2) -> str:
+        """The dispatcher (with ``epilogue``, if any) of a dense layer whose activation has ``rank`` dimensions,
+        the leading ones merged into m inside it (``RANK_SUFFIX``)."""
+        base = self.dispatcher if epilogue is None else self.dispatcher_with(epilogue)
+        return base if rank == 2 else f"{base}{RANK_SUFFIX}{rank}"
 
     @property
     def pack_entry(self) -> str | None:

@@ -7,13 +7,15 @@ VM instructions) and the range check as many again, 15-20% of the smallest atten
 variable the tree's branches are still ordered for the small calls (``branch_order``)."""
 from __future__ import annotations
 
+import math
+import re
 from typing import Collection, Mapping, Sequence
 
 from ..codegen.epilogue import epilogue_inputs
 from ..codegen.kernel_funcs import kernel_schedule, pack_weights_func
 from ..dynamic.branch_order import cheapest_search_tree, relative_branch_weight
 from ..dynamic.dispatch import Node
-from ..dynamic.plan import OperatorPlan
+from ..dynamic.plan import RANK_SUFFIX, OperatorPlan
 from ..spec.epilogue import Epilogue
 from ..target import CpuTarget
 
@@ -45,26 +47,52 @@ def _params(plan: OperatorPlan, symbols):
     return a, b, relax.TensorType(_shape(out_dims, symbols), wl.dtype)
 
 
-def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str], epilogue: Epilogue | None = None):
+def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str], epilogue: Epilogue | None = None,
+                    rank: int = 2):
     """The TIR PrimFunc (A, B, the epilogue's inputs, out) that raises a ValueError naming the operator and its
     declared range when a size is out of range, else walks ``dispatch_root(plan)`` into a direct call of the
-    kernel at the leaf."""
+    kernel at the leaf. With ``rank`` > 2 (a dense layer), A, the output and the epilogue's tensors have that
+    many dimensions, [d0, ..., k]: the kernels get them as [m, k] views, m = d0 x ... (no copy, no VM reshape)."""
     from tvm import te, tirx
     from tvm.ir import StringImm
 
     wl = plan.workload
     symbols = {name: te.var(name, "int64") for name in wl.var_names}
+    lead = [te.var(f"d{i}", "int64") for i in range(rank - 1)]
+    if rank != 2:
+        if wl.batch or not isinstance(wl.m, str):
+            raise ValueError(f"{wl.name}: only a dense layer's dispatcher takes an activation of rank {rank}")
+        symbols[wl.m] = math.prod(lead[1:], start=lead[0])
     a_dims, b_dims, out_dims = _operand_dims(plan)
-    a = te.placeholder(_shape(a_dims, symbols), wl.dtype, name="A")
+    kernel_shapes = {"A": _shape(a_dims, symbols), "out": _shape(out_dims, symbols)}
+    if rank != 2:
+        a_shape, out_shape = [*lead, kernel_shapes["A"][-1]], [*lead, kernel_shapes["out"][-1]]
+    else:
+        a_shape, out_shape = kernel_shapes["A"], kernel_shapes["out"]
+    a = te.placeholder(a_shape, wl.dtype, name="A")
     b = te.placeholder(_shape(b_dims, symbols), wl.dtype, name="B")
-    extras = sum(epilogue_inputs(epilogue, _shape(out_dims, symbols), wl.dtype), []) if epilogue else []
+    vectors, tensors = epilogue_inputs(epilogue, out_shape, wl.dtype) if epilogue else ([], [])
     ranges = ", ".join(f"{name} in {r.lo}..{r.hi}" for name, r in wl.ranges)
     in_range = tirx.all(*[tirx.all(symbols[name] >= r.lo, symbols[name] <= r.hi) for name, r in wl.ranges])
 
     def body(ins, outs):
+        views = []
+
+        def as_kernel_reads(buffer, shape):
+            if rank == 2:
+                return buffer
+            view = tirx.decl_buffer(shape, wl.dtype, name=f"{buffer.name}_2d")
+            views.append(tirx.DeclBuffer(view, data=buffer.data))
+            return view
+
+        a_in, b_in, *extra = ins
+        args = [as_kernel_reads(a_in, kernel_shapes["A"]), b_in, *extra[:len(vectors)],
+                *(as_kernel_reads(t, kernel_shapes["out"]) for t in extra[len(vectors):]),
+                as_kernel_reads(outs[0], kernel_shapes["out"])]
+
         def walk(node: Node):
             if node.is_leaf:
-                return tirx.Evaluate(tirx.call_cpacked(kernel_names[node.kernel], *ins, outs[0]))
+                return tirx.Evaluate(tirx.call_cpacked(kernel_names[node.kernel], *args))
             name = wl.var_names[node.feature]
             return tirx.IfThenElse(symbols[name] <= node.threshold, walk(node.left), walk(node.right))
 
@@ -72,11 +100,11 @@ def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str], epilogue: 
         # (condition, kind, message): the order of the constructor TVM 0.27's wrapper forwards to (its own
         # parameter names are the other way round)
         check = tirx.AssertStmt(in_range, StringImm("ValueError"), [message])
-        return tirx.SeqStmt([check, walk(dispatch_root(plan))])
+        return tirx.SeqStmt([check, *views, walk(dispatch_root(plan))])
 
-    out = te.extern(_shape(out_dims, symbols), [a, b, *extras], body, name="out", dtype=wl.dtype)
-    symbol = plan.dispatcher_with(epilogue) if epilogue else plan.dispatcher
-    return te.create_prim_func([a, b, *extras, out]).with_attr("global_symbol", symbol)
+    out = te.extern(out_shape, [a, b, *vectors, *tensors], body, name="out", dtype=wl.dtype)
+    symbol = plan.dispatcher_for(epilogue, rank)
+    return te.create_prim_func([a, b, *vectors, *tensors, out]).with_attr("global_symbol", symbol)
 
 
 def dispatch_root(plan: OperatorPlan) -> Node:
@@ -118,24 +146,20 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
         wl = plan.workload
         used = plan.tree.kernels_used()
         funcs = groups[any(plan.kernels[i].dot for i in used)]
-        names = {index: plan.kernel_name(index) for index in used}
-        plain = called is None or plan.dispatcher in called
-        for index in used if plain else ():
-            func = (kernel_funcs or {}).get((wl.name, index))
-            if func is None:
-                func = kernel_schedule(wl, plan.kernels[index], plan.panel, target).mod["main"]
-            funcs[names[index]] = func.with_attr("global_symbol", names[index])
-        if plain:
-            funcs[plan.dispatcher] = dispatcher_func(plan, names)
-        for epilogue in (epilogues or {}).get(wl.name, ()):
-            if called is not None and plan.dispatcher_with(epilogue) not in called:
+        plain_names = {index: plan.kernel_name(index) for index in used}
+        for epilogue in (None, *(epilogues or {}).get(wl.name, ())):
+            ranks = called_ranks(plan.dispatcher_for(epilogue), called)
+            if not ranks:
                 continue
-            fused = {index: f"{names[index]}__{epilogue.key}" for index in used}
+            names = plain_names if epilogue is None else {i: f"{plain_names[i]}__{epilogue.key}" for i in used}
             for index in used:
-                func = kernel_schedule(wl, plan.kernels[index], plan.panel, target, epilogue).mod["main"]
-                funcs[fused[index]] = func.with_attr("global_symbol", fused[index])
-            funcs[plan.dispatcher_with(epilogue)] = dispatcher_func(plan, fused, epilogue)
-        if plain:
+                func = (kernel_funcs or {}).get((wl.name, index)) if epilogue is None else None
+                if func is None:
+                    func = kernel_schedule(wl, plan.kernels[index], plan.panel, target, epilogue).mod["main"]
+                funcs[names[index]] = func.with_attr("global_symbol", names[index])
+            for rank in ranks:
+                funcs[plan.dispatcher_for(epilogue, rank)] = dispatcher_func(plan, names, epilogue, rank)
+        if called is None or plan.dispatcher in called:
             symbols = {name: tirx.Var(name, "int64") for name in wl.var_names}
             a, b, out = _params(plan, symbols)
             with bb.function(plan.entry, [a, b]):
@@ -147,6 +171,15 @@ def build_modules(plans: Sequence[OperatorPlan], target: CpuTarget, kernel_funcs
             _add_pack_entry(bb, plan, pack_name)
     return bb.get(), [(tvm.IRModule(funcs), target.tvm_target(reassociate=flag))
                       for flag, funcs in groups.items() if funcs]
+
+
+def called_ranks(dispatcher: str, called: Collection[str] | None) -> list[int]:
+    """The activation ranks ``dispatcher`` is called with (``OperatorPlan.dispatcher_for``): 2 alone when
+    ``called`` is None (a library of every operator)."""
+    if called is None:
+        return [2]
+    found = (re.fullmatch(re.escape(dispatcher) + rf"(?:{RANK_SUFFIX}(\d+))?", name) for name in called)
+    return sorted({int(match.group(1) or 2) for match in found if match})
 
 
 def _add_pack_entry(bb, plan: OperatorPlan, pack_name: str) -> None:

@@ -19,9 +19,10 @@ from ..dynamic.tuner import tune_dynamic
 from ..errors import MorelloError, UnsupportedOperatorError
 from ..library.export import checked_plans, measured_kernels
 from ..library.manifest import build_manifest, manifest_path, write_manifest
+from ..library.modules import called_ranks
 from ..spec.symbolic import VarRange
 from ..target import resolve_target
-from .build import build_model
+from .build import build_model, extern_calls
 from .elementwise_forms import expand_integer_powers
 from .epilogues import distinct_epilogues, find_fused_matmuls
 from .latency import latency_points, measure_latency
@@ -172,7 +173,7 @@ def compile_model(model, ranges: Mapping[str, VarRange | tuple[int, int]] | None
         library = Path(out)
         os.replace(staged, library)
         manifest = write_manifest(_manifest(library, var_ranges, plans, len(calls), verification, target, epilogues,
-                                            latency, untuned_matmuls), manifest_path(library))
+                                            extern_calls(rewritten), latency, untuned_matmuls), manifest_path(library))
     compiled = CompiledModel(executable, var_ranges, plans, len(calls), verification, library, manifest, timings,
                              epilogues, latency, untuned_matmuls)
     say(compiled.summary())
@@ -202,14 +203,19 @@ def _export_unverified(executable, library: Path) -> Path:
 
 
 def _manifest(library: Path, ranges, plans, matmuls: int, verification: ModelVerification, target,
-              epilogues, latency, untuned_matmuls) -> dict:
+              epilogues, called, latency, untuned_matmuls) -> dict:
     """The library manifest (``library.manifest``) with what a model adds: its ranges, its matmuls and the
-    epilogues their kernels run, the matmuls left to TVM's schedule and why, its measured latency, how to call it."""
+    epilogues their kernels run (with the dispatchers of them ``main`` calls), the matmuls left to TVM's schedule
+    and why, its measured latency, how to call it."""
     manifest = build_manifest(plans, target, library, verification.to_json())
     by_name = {plan.workload.name: plan for plan in plans}
+
+    def dispatchers(plan, epilogue) -> list[str]:
+        return [plan.dispatcher_for(epilogue, rank) for rank in called_ranks(plan.dispatcher_for(epilogue), called)]
+
     manifest.update(
         kind="model", ranges={name: r.to_json() for name, r in ranges.items()}, matmuls=matmuls,
-        epilogues={name: [{"ops": e.ops, "dispatcher": by_name[name].dispatcher_with(e)} for e in found]
+        epilogues={name: [{"ops": e.ops, "dispatchers": dispatchers(by_name[name], e)} for e in found]
                    for name, found in epilogues.items()},
         untuned_matmuls=dict(untuned_matmuls), latency_ms=list(latency),
         loading=f"{manifest['loading']}; out = vm['main'](*inputs)")

@@ -3,12 +3,13 @@ the inputs it was given, and its packed weight compared with the model's weights
 that the error names the call rather than only the model's output."""
 from __future__ import annotations
 
+import re
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..codegen.panels import unpack_panels_array
-from ..dynamic.plan import OperatorPlan
+from ..dynamic.plan import RANK_SUFFIX, OperatorPlan
 from ..spec.epilogue import Epilogue
 
 
@@ -44,13 +45,14 @@ def locate_mismatch(executable, inputs: Sequence[np.ndarray], plans: Sequence[Op
     import tvm
     from tvm import relax
 
-    called = {plan.dispatcher: (plan, None) for plan in plans}
-    called.update({plan.dispatcher_with(e): (plan, e) for plan in plans for e in epilogues.get(plan.workload.name, ())})
+    called = {plan.dispatcher_for(e): (plan, e) for plan in plans
+              for e in (None, *epilogues.get(plan.workload.name, ()))}
     calls: list[tuple[str, list[np.ndarray]]] = []
 
     def instrument(func, symbol, before_run, ret_value, *args):
-        if not before_run and str(symbol) in called:
-            calls.append((str(symbol), [arg.numpy() for arg in args]))
+        name = re.sub(rf"{RANK_SUFFIX}\d+$", "", str(symbol))  # a dispatcher of any activation rank
+        if not before_run and name in called:
+            calls.append((name, [arg.numpy() for arg in args]))
         return 0  # VMInstrumentReturnKind.NO_OP
 
     vm = relax.VirtualMachine(executable, tvm.cpu())
@@ -63,7 +65,9 @@ def locate_mismatch(executable, inputs: Sequence[np.ndarray], plans: Sequence[Op
             f" with epilogue {epilogue.ops})" if epilogue else ")")
         a, b, *extra, out = args
         wl = plan.workload
-        if wl.constant_b:
+        if wl.constant_b:  # leading dimensions merged into m, as the kernels read them
+            a, out = a.reshape(-1, a.shape[-1]), out.reshape(-1, out.shape[-1])
+            extra = [x.reshape(out.shape) if x.ndim > 1 else x for x in extra]
             weight = unpack_panels_array(b, wl.n)
             if weight.shape in shapes and not any(np.array_equal(weight, w) for w in weights if w.shape == weight.shape):
                 return f"{what}: its packed weight is none of the model's weights"

@@ -254,8 +254,8 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[Op
             plan, (lhs, rhs) = by_name[found.workload.name], call.args
             wl, dims = found.workload, list(lhs.ty.shape.values)
             if wl.constant_b:
-                args, rows = self._dense_args(lhs, found, plan)
-                out_shape = [rows, wl.n]
+                args = self._dense_args(lhs, found, plan)
+                return self._call(plan.dispatcher_for(None, len(dims)), args, [*dims[:-1], wl.n], call)
             else:
                 rhs = self._b_operand(rhs, found.b_axes)
                 rhs_dims = list(rhs.ty.shape.values)
@@ -274,18 +274,18 @@ def replace_matmul_calls(mod, ranges: Mapping[str, VarRange], plans: Sequence[Op
             return self.builder_.emit(relax.op.permute_dims(source, list(b_axes)))
 
         def _dense_args(self, lhs, found: MatmulCall, plan):
-            """([activation as [rows, k], packed weight], rows) of a dense layer's dispatcher call."""
-            dims = list(lhs.ty.shape.values)
-            rows = math.prod(dims[1:-1], start=dims[0])
+            """[activation as the model holds it, packed weight]: a dense layer's dispatcher of the activation's
+            rank merges its leading dimensions into m itself."""
             packed = pack_panels_array(found.weight, plan.panel, transpose_b=found.workload.transpose_b)
-            return [self._with_shape(lhs, [rows, found.workload.k]), relax.const(packed)], rows
+            return [lhs, relax.const(packed)]
 
         def _fused_call(self, fused, original):
             plan, wl = by_name[fused.call.workload.name], fused.call.workload
-            args, rows = self._dense_args(self.visit_expr(fused.matmul.args[0]), fused.call, plan)
-            args += [relax.const(vector) for vector in fused.vectors]
-            args += [self._with_shape(self.visit_expr(tensor), [rows, wl.n]) for tensor in fused.tensors]
-            return self._call(plan.dispatcher_with(fused.epilogue), args, [rows, wl.n], original)
+            lhs = self.visit_expr(fused.matmul.args[0])
+            out_shape = [*lhs.ty.shape.values[:-1], wl.n]
+            args = self._dense_args(lhs, fused.call, plan) + [relax.const(vector) for vector in fused.vectors]
+            args += [self._with_shape(self.visit_expr(tensor), out_shape) for tensor in fused.tensors]
+            return self._call(plan.dispatcher_for(fused.epilogue, len(out_shape)), args, out_shape, original)
 
         def _call(self, symbol, args, out_shape, original):
             """The dispatcher's call, viewed in ``original``'s shape."""
