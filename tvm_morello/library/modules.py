@@ -58,17 +58,16 @@ def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str], epilogue: 
 
     wl = plan.workload
     symbols = {name: te.var(name, "int64") for name in wl.var_names}
-    lead = [te.var(f"d{i}", "int64") for i in range(rank - 1)]
+    lead = None  # A's dimensions before k when they are not [m]
     if rank != 2:
         if wl.batch or not isinstance(wl.m, str):
             raise ValueError(f"{wl.name}: only a dense layer's dispatcher takes an activation of rank {rank}")
+        lead = [te.var(f"d{i}", "int64") for i in range(rank - 1)]
         symbols[wl.m] = math.prod(lead[1:], start=lead[0])
     a_dims, b_dims, out_dims = _operand_dims(plan)
     kernel_shapes = {"A": _shape(a_dims, symbols), "out": _shape(out_dims, symbols)}
-    if rank != 2:
-        a_shape, out_shape = [*lead, kernel_shapes["A"][-1]], [*lead, kernel_shapes["out"][-1]]
-    else:
-        a_shape, out_shape = kernel_shapes["A"], kernel_shapes["out"]
+    a_shape, out_shape = ((kernel_shapes["A"], kernel_shapes["out"]) if lead is None else
+                          ([*lead, kernel_shapes["A"][-1]], [*lead, kernel_shapes["out"][-1]]))
     a = te.placeholder(a_shape, wl.dtype, name="A")
     b = te.placeholder(_shape(b_dims, symbols), wl.dtype, name="B")
     vectors, tensors = epilogue_inputs(epilogue, out_shape, wl.dtype) if epilogue else ([], [])
@@ -79,7 +78,7 @@ def dispatcher_func(plan: OperatorPlan, kernel_names: dict[int, str], epilogue: 
         views = []
 
         def as_kernel_reads(buffer, shape):
-            if rank == 2:
+            if lead is None:
                 return buffer
             view = tirx.decl_buffer(shape, wl.dtype, name=f"{buffer.name}_2d")
             views.append(tirx.DeclBuffer(view, data=buffer.data))

@@ -1,6 +1,7 @@
 """Measure micro-kernels at concrete shapes through meta-schedule's builder and runner; keep the records."""
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from contextlib import contextmanager
@@ -64,17 +65,14 @@ def reuse_unchanged_arguments(device, args_info, alloc_repeat: int) -> list:
     return [args] * alloc_repeat
 
 
-STREAMED_BYTES_CAP = 256 << 20  # copies of a weight beyond this stream from memory like more would
+STREAMED_BYTES_CAP = 256 << 20  # beyond any CPU's last-level cache: more copies would stream from memory alike
 _STREAMED_COPIES: dict = {}  # (dtype, shape, copies) -> the weight's copies, in the runner's worker
 WEIGHT_POSITION = 1  # a micro-kernel's parameters: A, B, [epilogue inputs], out
 
 
 def streamed_copies(shape, dtype_bytes: int, streamed_bytes: int) -> int:
     """Copies of a weight of ``shape`` that together span ``streamed_bytes`` (at most ``STREAMED_BYTES_CAP``)."""
-    weight_bytes = dtype_bytes
-    for extent in shape:
-        weight_bytes *= extent
-    return max(1, -(-min(streamed_bytes, STREAMED_BYTES_CAP) // weight_bytes))
+    return max(1, -(-min(streamed_bytes, STREAMED_BYTES_CAP) // (math.prod(shape) * dtype_bytes)))
 
 
 def records_dir(work_dir: str | Path, streamed_bytes: int) -> Path:
@@ -106,8 +104,9 @@ def streamed_arguments(device, args_info, alloc_repeat: int, *, streamed_bytes: 
 
 
 def time_streamed(rt_mod, device, evaluator_config, repeated_args) -> list[float]:
-    """Seconds per call, one figure per repeat, calling the kernel on each argument list in turn (as long as a
-    repeat lasts ``min_repeat_ms``). One argument list is timed as meta-schedule times it."""
+    """Seconds per call, one figure per repeat (each at least one call, and as many as last ``min_repeat_ms``),
+    calling the kernel on the argument lists in turn, around and around: a long call (a large m) is not run once
+    per copy. One argument list is timed as meta-schedule times it."""
     import time
 
     from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
@@ -115,15 +114,13 @@ def time_streamed(rt_mod, device, evaluator_config, repeated_args) -> list[float
     if len(repeated_args) == 1:
         return run_evaluator_common(rt_mod, device, evaluator_config, repeated_args)
     kernel = rt_mod[rt_mod.entry_name]
-    for args in repeated_args:  # every copy read once before timing
-        kernel(*args)
-    costs = []
+    kernel(*repeated_args[-1])  # the first call starts the thread pool
+    costs, turn = [], 0
     for _ in range(evaluator_config.repeat):
         calls, start = 0, time.perf_counter()
         while not calls or time.perf_counter() - start < evaluator_config.min_repeat_ms / 1e3:
-            for args in repeated_args:
-                kernel(*args)
-            calls += len(repeated_args)
+            kernel(*repeated_args[turn % len(repeated_args)])
+            turn, calls = turn + 1, calls + 1
         costs.append((time.perf_counter() - start) / calls)
     return costs
 
