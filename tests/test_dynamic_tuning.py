@@ -127,6 +127,26 @@ def test_ctrl_c_stops_between_runs_and_keeps_them(tmp_path):
     assert len(dyn.KernelMeasurer(TARGET, tmp_path, number=2, repeat=1, min_repeat_ms=1).measure(wl, 16, jobs)) == 3
 
 
+def test_an_interrupted_model_tune_names_the_work_directory_to_pass_again(tmp_path):
+    import os
+    import signal
+
+    from tvm_morello.measure.kernels import records_dir, work_dir_of
+
+    class CtrlCAfterFirstRun:
+        def update(self, n):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    records = records_dir(tmp_path, 1 << 20)  # a model's runs sit in a folder of its work directory
+    assert records != tmp_path and work_dir_of(records, 1 << 20) == tmp_path
+    measurer = dyn.KernelMeasurer(TARGET, records, number=1, repeat=1, min_repeat_ms=1, streamed_bytes=1 << 20,
+                                  resume_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt, match=f"1 runs are kept in {tmp_path}: tune again"):
+        measurer.measure(dyn.dense(64, 64, (1, 40)), 16, [(dyn.MicroKernel(1, 16), {"m": m}) for m in (1, 8)],
+                         CtrlCAfterFirstRun())
+    assert len(dyn.KernelMeasurer(TARGET, records).database.get_all_tuning_records()) == 1
+
+
 def test_cli_writes_library_and_manifest(tmp_path, capsys):
     out = tmp_path / "dense.so"
     code = cli_main(["tune-dynamic", "--op", "dense", "--n", "64", "--k", "64", "--m-range", "1:24", "--out", str(out),

@@ -71,7 +71,7 @@ def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir:
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
     measurer = KernelMeasurer(target, records_dir(work_dir, config.streamed_weight_bytes), number=config.number,
                               repeat=config.repeat, min_repeat_ms=config.min_repeat_ms,
-                              streamed_bytes=config.streamed_weight_bytes)
+                              streamed_bytes=config.streamed_weight_bytes, resume_dir=work_dir)
     planned = [plan_jobs(wl, target, config)
                for wl in tqdm(workloads, desc="choosing micro-kernels", unit="op", disable=not show_progress)]
     runs = sum(len(p.jobs) for p in planned)

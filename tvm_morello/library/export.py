@@ -11,7 +11,7 @@ from ..dynamic.config import TuningConfig
 from ..dynamic.plan import OperatorPlan
 from ..dynamic.summary import point_speedup, summary_table
 from ..dynamic.tuner import replan, tune_dynamic
-from ..measure.kernels import KernelMeasurer
+from ..measure.kernels import KernelMeasurer, work_dir_of
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, resolve_target
 from .manifest import build_manifest, manifest_path, write_manifest
@@ -106,9 +106,10 @@ def replan_losing(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
         if envs:
             say(f"{plan.workload.name} runs below {REPLAN_BELOW}x numpy at {envs}: measuring every candidate there "
                 "and planning it again ...")
-    measurer = KernelMeasurer(target, plans[0].provenance["database"], number=config.number,
-                              repeat=config.repeat, min_repeat_ms=config.min_repeat_ms,
-                              streamed_bytes=config.streamed_weight_bytes)
+    records = plans[0].provenance["database"]
+    measurer = KernelMeasurer(target, records, number=config.number, repeat=config.repeat,
+                              min_repeat_ms=config.min_repeat_ms, streamed_bytes=config.streamed_weight_bytes,
+                              resume_dir=work_dir_of(records, config.streamed_weight_bytes))
     return [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
 
 

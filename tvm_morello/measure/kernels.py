@@ -82,6 +82,11 @@ def records_dir(work_dir: str | Path, streamed_bytes: int) -> Path:
     return Path(work_dir) / f"streamed_{streamed_bytes}" if streamed_bytes else Path(work_dir)
 
 
+def work_dir_of(records: str | Path, streamed_bytes: int) -> Path:
+    """The work directory whose ``records_dir`` is ``records``."""
+    return Path(records).parent if streamed_bytes else Path(records)
+
+
 def streamed_arguments(device, args_info, alloc_repeat: int, *, streamed_bytes: int = 0) -> list:
     """The runner's argument allocator for weights that stream: ``reuse_unchanged_arguments``, with the weight
     (B) in as many copies as span ``streamed_bytes``, one argument list per copy (A and the output shared).
@@ -152,10 +157,13 @@ class KernelMeasurer:
 
     ``streamed_bytes``: the weights a call's weight is read among (a model's), whose copies the runs go through
     in turn (``streamed_arguments``); 0 runs each kernel on one weight, over and over, as a lone operator is.
+    ``resume_dir``: the directory to name when tuning is interrupted, the one a user passes again (``work_dir``
+    may be a folder of it, ``records_dir``).
     """
 
     def __init__(self, target: CpuTarget, work_dir: str | Path, *, number: int = 1, repeat: int = 3,
-                 min_repeat_ms: int = 40, timeout_s: float = 120.0, streamed_bytes: int = 0):
+                 min_repeat_ms: int = 40, timeout_s: float = 120.0, streamed_bytes: int = 0,
+                 resume_dir: str | Path | None = None):
         import functools
 
         from tvm.s_tir import meta_schedule as ms
@@ -164,6 +172,7 @@ class KernelMeasurer:
 
         self.target = target
         self.work_dir = Path(work_dir)
+        self.resume_dir = Path(resume_dir) if resume_dir is not None else self.work_dir
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.database = ms.database.JSONDatabase(work_dir=str(self.work_dir))
         self.builder = FastBuilder(timeout_s=timeout_s)
@@ -200,8 +209,8 @@ class KernelMeasurer:
 
             def stop_if_interrupted() -> None:
                 if interrupted():
-                    raise KeyboardInterrupt(f"tuning stopped; {len(self.database)} runs are kept in {self.work_dir}: "
-                                            "tune again with this work directory to resume")
+                    raise KeyboardInterrupt(f"tuning stopped; {len(self.database)} runs are kept in "
+                                            f"{self.resume_dir}: tune again with this work directory to resume")
 
             to_build = sorted({jobs[i][0] for i in pending})
             built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, kernel_target(mk, self.target))
