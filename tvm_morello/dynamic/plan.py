@@ -48,3 +48,9 @@ class OperatorPlan:
     @property
     def pack_entry(self) -> str | None:
         return f"{self.workload.name}_pack_weights" if self.workload.constant_b else None
+
+
+def dispatcher_rank(symbol: str) -> tuple[str, int]:
+    """(the dispatcher's name without its rank, the rank): ``OperatorPlan.dispatcher_for`` read back."""
+    base, suffix, rank = symbol.rpartition(RANK_SUFFIX)
+    return (base, int(rank)) if suffix and rank.isdigit() else (symbol, 2)

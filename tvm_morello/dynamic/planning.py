@@ -100,8 +100,9 @@ class Ranking:
         others = self.cost.copy()
         others[rows, self.labels] = np.inf
         rival = others.argmin(axis=1)
+        close = np.abs(others[rows, rival] / own - 1) < margin
         groups: dict[tuple[int, int], list[int]] = {}
-        for i in np.flatnonzero(np.abs(others[rows, rival] / own - 1) < margin):
+        for i in np.flatnonzero(close):
             groups.setdefault((int(self.labels[i]), int(rival[i])), []).append(int(i))
         heaviest = sorted(groups.items(), key=lambda item: -self.weights[item[1]].sum())[:count]
         jobs = []
@@ -112,9 +113,9 @@ class Ranking:
             jobs += [(micros[kernel], median), (micros[other], median)]
         if count:
             smallest = min(rows, key=lambda i: flops(self.shapes[i]))
-            pair = [(micros[int(self.labels[smallest])], dict(self.shapes[smallest])),
-                    (micros[int(rival[smallest])], dict(self.shapes[smallest]))]
-            if abs(others[smallest, rival[smallest]] / own[smallest] - 1) < margin and pair[0] not in jobs:
+            shape = dict(self.shapes[smallest])
+            pair = [(micros[int(self.labels[smallest])], shape), (micros[int(rival[smallest])], shape)]
+            if close[smallest] and pair[0] not in jobs:
                 jobs += pair
         return jobs
 

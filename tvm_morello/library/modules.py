@@ -8,14 +8,13 @@ variable the tree's branches are still ordered for the small calls (``branch_ord
 from __future__ import annotations
 
 import math
-import re
 from typing import Collection, Mapping, Sequence
 
 from ..codegen.epilogue import epilogue_inputs
 from ..codegen.kernel_funcs import kernel_schedule, pack_weights_func
 from ..dynamic.branch_order import cheapest_search_tree, relative_branch_weight
 from ..dynamic.dispatch import Node
-from ..dynamic.plan import RANK_SUFFIX, OperatorPlan
+from ..dynamic.plan import OperatorPlan, dispatcher_rank
 from ..spec.epilogue import Epilogue
 from ..target import CpuTarget
 
@@ -177,8 +176,7 @@ def called_ranks(dispatcher: str, called: Collection[str] | None) -> list[int]:
     ``called`` is None (a library of every operator)."""
     if called is None:
         return [2]
-    found = (re.fullmatch(re.escape(dispatcher) + rf"(?:{RANK_SUFFIX}(\d+))?", name) for name in called)
-    return sorted({int(match.group(1) or 2) for match in found if match})
+    return sorted({rank for base, rank in map(dispatcher_rank, called) if base == dispatcher})
 
 
 def _add_pack_entry(bb, plan: OperatorPlan, pack_name: str) -> None:

@@ -3,13 +3,12 @@ the inputs it was given, and its packed weight compared with the model's weights
 that the error names the call rather than only the model's output."""
 from __future__ import annotations
 
-import re
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..codegen.panels import unpack_panels_array
-from ..dynamic.plan import RANK_SUFFIX, OperatorPlan
+from ..dynamic.plan import OperatorPlan, dispatcher_rank
 from ..spec.epilogue import Epilogue
 
 
@@ -50,7 +49,7 @@ def locate_mismatch(executable, inputs: Sequence[np.ndarray], plans: Sequence[Op
     calls: list[tuple[str, list[np.ndarray]]] = []
 
     def instrument(func, symbol, before_run, ret_value, *args):
-        name = re.sub(rf"{RANK_SUFFIX}\d+$", "", str(symbol))  # a dispatcher of any activation rank
+        name, _ = dispatcher_rank(str(symbol))  # a dispatcher of any activation rank
         if not before_run and name in called:
             calls.append((name, [arg.numpy() for arg in args]))
         return 0  # VMInstrumentReturnKind.NO_OP
