@@ -131,20 +131,18 @@ def test_an_interrupted_model_tune_names_the_work_directory_to_pass_again(tmp_pa
     import os
     import signal
 
-    from tvm_morello.measure.kernels import records_dir, work_dir_of
+    from tvm_morello.measure.kernels import records_dir
 
     class CtrlCAfterFirstRun:
         def update(self, n):
             os.kill(os.getpid(), signal.SIGINT)
 
-    records = records_dir(tmp_path, 1 << 20)  # a model's runs sit in a folder of its work directory
-    assert records != tmp_path and work_dir_of(records, 1 << 20) == tmp_path
-    measurer = dyn.KernelMeasurer(TARGET, records, number=1, repeat=1, min_repeat_ms=1, streamed_bytes=1 << 20,
-                                  resume_dir=tmp_path)
+    measurer = dyn.KernelMeasurer(TARGET, tmp_path, number=1, repeat=1, min_repeat_ms=1, streamed_bytes=1 << 20)
     with pytest.raises(KeyboardInterrupt, match=f"1 runs are kept in {tmp_path}: tune again"):
         measurer.measure(dyn.dense(64, 64, (1, 40)), 16, [(dyn.MicroKernel(1, 16), {"m": m}) for m in (1, 8)],
                          CtrlCAfterFirstRun())
-    assert len(dyn.KernelMeasurer(TARGET, records).database.get_all_tuning_records()) == 1
+    # a model's streamed runs sit in a folder of its work directory
+    assert len(dyn.KernelMeasurer(TARGET, records_dir(tmp_path, 1 << 20)).database.get_all_tuning_records()) == 1
 
 
 def test_cli_writes_library_and_manifest(tmp_path, capsys):
@@ -266,5 +264,21 @@ def test_a_measurer_streams_a_prepacked_weights_copies(tmp_path):
     (run,) = measurer.measure(wl, 16, [(dyn.MicroKernel(1, 16), {"m": 3})])
     assert run.seconds > 0 and run.env_dict == {"m": 3}
     assert measurer.weight_runner is not measurer.runner
-    (record,) = measurer.database.get_all_tuning_records()
+    (record,) = measurer.weight_database.get_all_tuning_records()
     assert len(record.run_secs) == 2  # a figure per repeat from the copies' runner, in its own worker
+    assert measurer.records_for(wl) == tmp_path / "streamed_1048576" and not measurer.database.get_all_tuning_records()
+
+
+def test_runs_without_a_constant_weight_are_shared_by_models_of_any_size(tmp_path):
+    from tvm_morello.codegen.kernel_funcs import choose_panel
+
+    wl = dyn.batch_matmul(2, "T", "T", 64, {"T": (1, 32)}, transpose_b=False, name="av")
+    micro = dyn.MicroKernel(2, 4 * TARGET.lanes())
+    panel, jobs = choose_panel(wl, [micro], TARGET.lanes()), [(micro, {"T": 5})]
+    first = dyn.KernelMeasurer(TARGET, tmp_path, number=1, repeat=1, min_repeat_ms=1, streamed_bytes=1 << 20)
+    (run,) = first.measure(wl, panel, jobs)
+    assert first.records_for(wl) == tmp_path and len(first.database.get_all_tuning_records()) == 1
+    other = dyn.KernelMeasurer(TARGET, tmp_path, number=1, repeat=1, min_repeat_ms=1, streamed_bytes=300 << 20)
+    (resumed,) = other.measure(wl, panel, jobs)  # the first model's run, not measured again
+    assert resumed.seconds == pytest.approx(run.seconds, rel=1e-6)
+    assert len(other.database.get_all_tuning_records()) == 1

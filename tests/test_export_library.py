@@ -140,6 +140,34 @@ def test_verification_checks_every_panel_and_the_ends_whole(n, panel):
     assert checked_columns(4 * 64, 64, np.random.default_rng(0)) == slice(None)  # small outputs: all of them
 
 
+def test_a_models_speed_check_reads_each_weight_from_copies_in_turn(exported):
+    """In a model a weight is read among the others (not hot in the core's caches, as a kernel called over and
+    over finds it): the speed check then packs copies spanning those bytes and calls the library on them in
+    turn, as the tuner measured it."""
+    import tvm
+    from tvm import relax
+
+    from tvm_morello.library.speed import check_speed
+
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(exported.library)), tvm.cpu())
+    dense = _plans()[0]
+    packed, called = [], []
+
+    class RecordingVM:
+        def __getitem__(self, name):
+            func = vm[name]
+            if name == dense.pack_entry:
+                return lambda b: packed.append(func(b)) or packed[-1]
+            return lambda a, w: called.append(w) or func(a, w)
+
+    weight_bytes = 96 * 64 * 4
+    (check,) = check_speed(RecordingVM(), [dense], 2, min_repeat_ms=1, streamed_bytes=3 * weight_bytes)
+    order = [id(w) for w in packed]
+    assert len(packed) == 3 and {id(w) for w in called} == set(order)
+    assert [order.index(id(w)) for w in called[:5]] == [2, 0, 1, 2, 0]  # a first call, then the copies in turn
+    assert len(check.points) == 2 and all(p.seconds > 0 and p.numpy_seconds > 0 for p in check.points)
+
+
 def test_a_replan_is_kept_only_when_it_runs_faster():
     from tvm_morello.library.export import keep_faster
 
@@ -163,8 +191,9 @@ def test_numpy_timer_times_in_a_process_of_its_own():
     with NumpyTimer() as numpy_timer:
         plain = numpy_timer.time((4, 32), (32, 16), False)
         transposed = numpy_timer.time((2, 4, 32), (2, 16, 32), True)  # batched, B stored [b, n, k]
+        streamed = numpy_timer.time((4, 32), (32, 16), False, copies=3)  # B from three copies in turn
         pid = numpy_timer.proc.pid
-    assert all(seconds > 0 and math.isfinite(seconds) for seconds in (plain, transposed))
+    assert all(seconds > 0 and math.isfinite(seconds) for seconds in (plain, transposed, streamed))
     assert pid != os.getpid() and numpy_timer.proc.returncode == 0  # the worker ended with the block
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..codegen.microkernel import MicroKernel
-from ..measure.kernels import KernelMeasurer, Measurement, records_dir
+from ..measure.kernels import KernelMeasurer, Measurement
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, require_host, resolve_target
 from .config import TuningConfig
@@ -53,15 +53,16 @@ def tune_workload(planned: TuningJobs, target: CpuTarget, measurer: KernelMeasur
     plan = plan_from_ranking(workload, planned.panel, micros, measurements, ranked, config)
     plan.provenance["close_calls"] = [{"kernel": micro.key, "shape": dict(env)} for micro, env in close]
     plan.provenance["tuning_seconds"] = planned.planning_seconds + time.perf_counter() - start
-    plan.provenance["database"] = str(measurer.work_dir)
+    plan.provenance["database"] = str(measurer.records_for(workload))
+    plan.provenance["work_dir"] = str(measurer.work_dir)
     return plan
 
 
 def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir: str | Path | None = None,
                  config: TuningConfig | None = None, show_progress: bool = True,
                  print_summary: bool | None = None) -> list[OperatorPlan]:
-    """Tune every workload (records go to a JSONDatabase in ``work_dir``, or in its folder ``records_dir`` names
-    when weights stream) on this host; prints a summary table (``print_summary``, by default when showing
+    """Tune every workload (records go to a JSONDatabase in ``work_dir``, a constant weight's streamed runs to
+    its folder ``records_dir``) on this host; prints a summary table (``print_summary``, by default when showing
     progress)."""
     from tqdm.auto import tqdm
 
@@ -69,9 +70,8 @@ def tune_dynamic(workloads: Sequence[DynamicWorkload], target=None, *, work_dir:
     require_host(target, "tune")
     config = config or TuningConfig()
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="tvm_morello_dynamic_"))
-    measurer = KernelMeasurer(target, records_dir(work_dir, config.streamed_weight_bytes), number=config.number,
-                              repeat=config.repeat, min_repeat_ms=config.min_repeat_ms,
-                              streamed_bytes=config.streamed_weight_bytes, resume_dir=work_dir)
+    measurer = KernelMeasurer(target, work_dir, number=config.number, repeat=config.repeat,
+                              min_repeat_ms=config.min_repeat_ms, streamed_bytes=config.streamed_weight_bytes)
     planned = [plan_jobs(wl, target, config)
                for wl in tqdm(workloads, desc="choosing micro-kernels", unit="op", disable=not show_progress)]
     runs = sum(len(p.jobs) for p in planned)
@@ -96,7 +96,8 @@ def replan(plan: OperatorPlan, envs: Sequence[Mapping[str, int]], target: CpuTar
     jobs = [(micro, dict(env)) for env in envs for micro in micros if (micro, tuple(sorted(env.items()))) not in have]
     added = measurer.measure(workload, plan.panel, jobs) if jobs else []
     replanned = plan_from_measurements(workload, target, plan.panel, micros, earlier + added, config)
-    replanned.provenance.update(database=prov.get("database"), replanned_at=[dict(env) for env in envs],
+    replanned.provenance.update(database=prov.get("database"), work_dir=prov.get("work_dir"),
+                                replanned_at=[dict(env) for env in envs],
                                 speed_check_before_replan=prov.get("speed_check"),
                                 tuning_seconds=prov.get("tuning_seconds", 0.0) + time.perf_counter() - start)
     return replanned

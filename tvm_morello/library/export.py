@@ -11,7 +11,7 @@ from ..dynamic.config import TuningConfig
 from ..dynamic.plan import OperatorPlan
 from ..dynamic.summary import point_speedup, summary_table
 from ..dynamic.tuner import replan, tune_dynamic
-from ..measure.kernels import KernelMeasurer, work_dir_of
+from ..measure.kernels import KernelMeasurer
 from ..spec.symbolic import DynamicWorkload
 from ..target import CpuTarget, resolve_target
 from .manifest import build_manifest, manifest_path, write_manifest
@@ -85,13 +85,14 @@ def export_library(plans: Sequence[OperatorPlan], target: CpuTarget, path: str |
                                          random_per_region=random_per_region, speed_points=speed_points), target, path)
 
 
-def record_speed(executable, plans: Sequence[OperatorPlan], speed_points: int) -> None:
-    """Time each operator of ``executable`` against numpy at ``speed_points`` shapes; into its provenance."""
+def record_speed(executable, plans: Sequence[OperatorPlan], speed_points: int, streamed_bytes: int = 0) -> None:
+    """Time each operator of ``executable`` against numpy at ``speed_points`` shapes, a constant weight read
+    among ``streamed_bytes`` (``speed.check_speed``); into its provenance."""
     import tvm
     from tvm import relax
 
     vm = relax.VirtualMachine(executable, tvm.cpu())
-    for plan, check in zip(plans, check_speed(vm, plans, speed_points)):
+    for plan, check in zip(plans, check_speed(vm, plans, speed_points, streamed_bytes=streamed_bytes)):
         plan.provenance["speed_check"] = check.to_json()
 
 
@@ -106,10 +107,8 @@ def replan_losing(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
         if envs:
             say(f"{plan.workload.name} runs below {REPLAN_BELOW}x numpy at {envs}: measuring every candidate there "
                 "and planning it again ...")
-    records = plans[0].provenance["database"]
-    measurer = KernelMeasurer(target, records, number=config.number, repeat=config.repeat,
-                              min_repeat_ms=config.min_repeat_ms, streamed_bytes=config.streamed_weight_bytes,
-                              resume_dir=work_dir_of(records, config.streamed_weight_bytes))
+    measurer = KernelMeasurer(target, plans[0].provenance["work_dir"], number=config.number, repeat=config.repeat,
+                              min_repeat_ms=config.min_repeat_ms, streamed_bytes=config.streamed_weight_bytes)
     return [replan(plan, envs, target, config, measurer) if envs else plan for plan, envs in zip(plans, losing)]
 
 
@@ -120,13 +119,16 @@ def checked_plans(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
     compiles with (``tune_and_export`` checks the library it writes)."""
     if not config.speed_points:
         return list(plans)
-    say(f"timing the tuned kernels against numpy at {config.speed_points} shapes per operator ...")
-    record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans, config.speed_points)
+    streamed = config.streamed_weight_bytes
+    say(f"timing the tuned kernels against numpy at {config.speed_points} shapes per operator"
+        + (f", each weight read among {streamed / 2**20:.0f} MB of copies as in the model" if streamed else "") + " ...")
+    record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans, config.speed_points,
+                 streamed)
     replanned = replan_losing(plans, target, config, say)
     if replanned is None:
         return list(plans)
     record_speed(compile_library(replanned, target, measured_kernels(replanned, target)), replanned,
-                 config.speed_points)
+                 config.speed_points, streamed)
     return keep_faster(plans, replanned, say)
 
 

@@ -76,15 +76,11 @@ def streamed_copies(shape, dtype_bytes: int, streamed_bytes: int) -> int:
 
 
 def records_dir(work_dir: str | Path, streamed_bytes: int) -> Path:
-    """Where runs are kept: ``work_dir`` itself, or for weights streamed among ``streamed_bytes`` a folder of it
-    named by them (a weight read among 28 MB finds it in L3, among 340 MB in memory: neither run stands for the
-    other, so a model only resumes from runs made among weights like its own)."""
+    """Where runs of a constant weight's kernels are kept: ``work_dir`` itself, or for weights streamed among
+    ``streamed_bytes`` a folder of it named by them (a weight read among 28 MB finds it in L3, among 340 MB in
+    memory: neither run stands for the other, so a model only resumes from runs made among weights like its own).
+    Runs of kernels without a constant weight (attention's) stay in ``work_dir``, shared by every model."""
     return Path(work_dir) / f"streamed_{streamed_bytes}" if streamed_bytes else Path(work_dir)
-
-
-def work_dir_of(records: str | Path, streamed_bytes: int) -> Path:
-    """The work directory whose ``records_dir`` is ``records``."""
-    return Path(records).parent if streamed_bytes else Path(records)
 
 
 def streamed_arguments(device, args_info, alloc_repeat: int, *, streamed_bytes: int = 0) -> list:
@@ -109,22 +105,29 @@ def streamed_arguments(device, args_info, alloc_repeat: int, *, streamed_bytes: 
 
 
 def time_streamed(rt_mod, device, evaluator_config, repeated_args) -> list[float]:
-    """Seconds per call, one figure per repeat (each at least one call, and as many as last ``min_repeat_ms``),
-    calling the kernel on the argument lists in turn, around and around: a long call (a large m) is not run once
-    per copy. One argument list is timed as meta-schedule times it."""
-    import time
-
+    """The runner's evaluator for weights that stream: the kernel called on the argument lists in turn
+    (``time_in_turn``), so a long call (a large m) is not run once per copy. One argument list is timed as
+    meta-schedule times it."""
     from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
 
     if len(repeated_args) == 1:
         return run_evaluator_common(rt_mod, device, evaluator_config, repeated_args)
-    kernel = rt_mod[rt_mod.entry_name]
-    kernel(*repeated_args[-1])  # the first call starts the thread pool
+    return time_in_turn(rt_mod[rt_mod.entry_name], repeated_args, evaluator_config.repeat,
+                        evaluator_config.min_repeat_ms)
+
+
+def time_in_turn(func, arg_lists, repeat: int, min_repeat_ms: float) -> list[float]:
+    """Seconds per call of ``func``, one figure per repeat (each at least one call, and as many as last
+    ``min_repeat_ms``), called on ``arg_lists`` in turn, around and around, after a first call that starts
+    the thread pool."""
+    import time
+
+    func(*arg_lists[-1])
     costs, turn = [], 0
-    for _ in range(evaluator_config.repeat):
+    for _ in range(repeat):
         calls, start = 0, time.perf_counter()
-        while not calls or time.perf_counter() - start < evaluator_config.min_repeat_ms / 1e3:
-            kernel(*repeated_args[turn % len(repeated_args)])
+        while not calls or time.perf_counter() - start < min_repeat_ms / 1e3:
+            func(*arg_lists[turn % len(arg_lists)])
             turn, calls = turn + 1, calls + 1
         costs.append((time.perf_counter() - start) / calls)
     return costs
@@ -155,15 +158,13 @@ class KernelMeasurer:
     """Builds each micro-kernel once (symbolic), runs it at concrete shapes, commits every run to a
     meta-schedule ``JSONDatabase`` in ``work_dir`` (workload = the unscheduled symbolic PrimFunc).
 
-    ``streamed_bytes``: the weights a call's weight is read among (a model's), whose copies the runs go through
-    in turn (``streamed_arguments``); 0 runs each kernel on one weight, over and over, as a lone operator is.
-    ``resume_dir``: the directory to name when tuning is interrupted, the one a user passes again (``work_dir``
-    may be a folder of it, ``records_dir``).
+    ``streamed_bytes``: the weights a call's weight is read among (a model's), whose copies the runs of a
+    constant weight's kernels go through in turn (``streamed_arguments``), kept in their own database
+    (``records_dir``); 0 runs each kernel on one weight, over and over, as a lone operator is.
     """
 
     def __init__(self, target: CpuTarget, work_dir: str | Path, *, number: int = 1, repeat: int = 3,
-                 min_repeat_ms: int = 40, timeout_s: float = 120.0, streamed_bytes: int = 0,
-                 resume_dir: str | Path | None = None):
+                 min_repeat_ms: int = 40, timeout_s: float = 120.0, streamed_bytes: int = 0):
         import functools
 
         from tvm.s_tir import meta_schedule as ms
@@ -172,9 +173,11 @@ class KernelMeasurer:
 
         self.target = target
         self.work_dir = Path(work_dir)
-        self.resume_dir = Path(resume_dir) if resume_dir is not None else self.work_dir
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.weight_records = records_dir(self.work_dir, streamed_bytes)
+        self.weight_records.mkdir(parents=True, exist_ok=True)
         self.database = ms.database.JSONDatabase(work_dir=str(self.work_dir))
+        self.weight_database = (self.database if self.weight_records == self.work_dir else
+                                ms.database.JSONDatabase(work_dir=str(self.weight_records)))
         self.builder = FastBuilder(timeout_s=timeout_s)
         config = ms.runner.EvaluatorConfig(number=number, repeat=repeat, min_repeat_ms=min_repeat_ms,
                                            enable_cpu_cache_flush=False)
@@ -183,6 +186,15 @@ class KernelMeasurer:
         self.weight_runner = self.runner if not streamed_bytes else ms.runner.LocalRunner(
             timeout_sec=timeout_s, evaluator_config=config, f_run_evaluator=time_streamed,
             f_alloc_argument=functools.partial(streamed_arguments, streamed_bytes=streamed_bytes))
+
+    def records_for(self, workload: DynamicWorkload) -> Path:
+        """The directory of the JSON database that holds ``workload``'s runs."""
+        return self.weight_records if workload.constant_b else self.work_dir
+
+    def runs_kept(self) -> int:
+        """Runs in this measurer's databases."""
+        kept = len(self.database)
+        return kept if self.weight_database is self.database else kept + len(self.weight_database)
 
     def measure(self, workload: DynamicWorkload, panel: int, jobs: Sequence[tuple[MicroKernel, Mapping[str, int]]],
                 progress=None, records: int = 1) -> list[Measurement]:
@@ -194,10 +206,12 @@ class KernelMeasurer:
 
         from .builder import remove_export
 
+        database, runner = ((self.weight_database, self.weight_runner) if workload.constant_b else
+                            (self.database, self.runner))
         micros = sorted({micro for micro, _ in jobs})
         schedules = {micro: kernel_schedule(workload, micro, panel, self.target) for micro in micros}
         mods = {micro: kernel_workload_mod(workload, micro, panel, self.target) for micro in micros}
-        recorded = {micro: self._recorded(mods[micro], schedules[micro], kernel_target(micro, self.target))
+        recorded = {micro: _recorded(database, mods[micro], schedules[micro], kernel_target(micro, self.target))
                     for micro in micros}
         shapes = [tuple(arg_shapes(workload, env, kernel_panel(workload, micro, panel) if workload.constant_b else 0))
                   for micro, env in jobs]
@@ -209,8 +223,8 @@ class KernelMeasurer:
 
             def stop_if_interrupted() -> None:
                 if interrupted():
-                    raise KeyboardInterrupt(f"tuning stopped; {len(self.database)} runs are kept in "
-                                            f"{self.resume_dir}: tune again with this work directory to resume")
+                    raise KeyboardInterrupt(f"tuning stopped; {self.runs_kept()} runs are kept in "
+                                            f"{self.work_dir}: tune again with this work directory to resume")
 
             to_build = sorted({jobs[i][0] for i in pending})
             built = self.builder.build([ms.builder.BuilderInput(schedules[mk].mod, kernel_target(mk, self.target))
@@ -226,7 +240,6 @@ class KernelMeasurer:
                     stop_if_interrupted()
                     micro, env = jobs[i]
                     info = [ms.arg_info.TensorInfo("float32", shape) for shape in shapes[i]]
-                    runner = self.weight_runner if workload.constant_b else self.runner
                     (future,) = runner.run([ms.runner.RunnerInput(artifacts[micro], "cpu", info)])
                     result = future.result()
                     if result.error_msg:
@@ -235,7 +248,7 @@ class KernelMeasurer:
                                            f"{result.error_msg}")
                     secs = [float(s) for s in result.run_secs]
                     run_secs[i].append(min(secs))
-                    self._commit(mods[micro], schedules[micro], secs, info, kernel_target(micro, self.target))
+                    _commit(database, mods[micro], schedules[micro], secs, info, kernel_target(micro, self.target))
                     if progress is not None:
                         progress.update(1)
             finally:
@@ -245,23 +258,26 @@ class KernelMeasurer:
         return [Measurement(micro, tuple(sorted(env.items())), min(run_secs[i]),
                             workload.flops(env) / min(run_secs[i]) / 1e9) for i, (micro, env) in enumerate(jobs)]
 
-    def _recorded(self, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
-        """Runs of this schedule already in the database: argument shapes -> each record's fastest seconds."""
-        trace, target = str(sch.trace), str(tvm_target)
-        runs: dict[tuple, list[float]] = {}
-        for record in records_of(self.database, workload_mod):
-            if record.run_secs and str(record.trace) == trace and str(record.target) == target:
-                runs.setdefault(shapes_of(record.args_info), []).append(min(float(s) for s in record.run_secs))
-        return runs
 
-    def _commit(self, workload_mod, sch, run_secs: list[float], info, tvm_target) -> None:
-        from tvm import tirx
-        from tvm.s_tir import meta_schedule as ms
 
-        workload = self.database.commit_workload(workload_mod)
-        record = ms.database.TuningRecord(sch.trace, workload, [tirx.FloatImm("float32", s) for s in run_secs],
-                                          tvm_target, info)
-        self.database.commit_tuning_record(record)
+def _recorded(database, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
+    """Runs of this schedule already in ``database``: argument shapes -> each record's fastest seconds."""
+    trace, target = str(sch.trace), str(tvm_target)
+    runs: dict[tuple, list[float]] = {}
+    for record in records_of(database, workload_mod):
+        if record.run_secs and str(record.trace) == trace and str(record.target) == target:
+            runs.setdefault(shapes_of(record.args_info), []).append(min(float(s) for s in record.run_secs))
+    return runs
+
+
+def _commit(database, workload_mod, sch, run_secs: list[float], info, tvm_target) -> None:
+    from tvm import tirx
+    from tvm.s_tir import meta_schedule as ms
+
+    workload = database.commit_workload(workload_mod)
+    record = ms.database.TuningRecord(sch.trace, workload, [tirx.FloatImm("float32", s) for s in run_secs],
+                                      tvm_target, info)
+    database.commit_tuning_record(record)
 
 
 def recorded_kernel(database, workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget):

@@ -18,26 +18,33 @@ IDLE_TIMEOUT_S = 2.0  # a process busy for longer (work of its own, not a pool s
 
 
 def serve() -> None:
-    """One JSON {"a", "b", "transpose_b"} per stdin line -> best seconds per call on stdout.
+    """One JSON {"a", "b", "transpose_b", "copies"} per stdin line -> best seconds per call on stdout.
 
-    For a transposed batched B both numpy spellings are timed (the strided view, and a contiguous copy made inside
-    the timed call: numpy's batched matmul on some strided views leaves BLAS) and the faster one counts; a 2-D
-    ``A @ Bᵀ`` is one BLAS call with a transpose flag, which the copy only slows."""
+    With ``copies`` > 1 the calls go through that many copies of B in turn (a model's weight, read since by
+    the others). For a transposed batched B both numpy spellings are timed (the strided view, and a contiguous
+    copy made inside the timed call: numpy's batched matmul on some strided views leaves BLAS) and the faster
+    one counts; a 2-D ``A @ Bᵀ`` is one BLAS call with a transpose flag, which the copy only slows."""
+    import itertools
+
     import numpy as np
 
     rng = np.random.default_rng(0)
-    b_shape = b = None
+    b_key = bs = None
     for line in sys.stdin:
         job = json.loads(line)
         a = rng.standard_normal(job["a"], dtype=np.float32)
-        if job["b"] != b_shape:
-            b_shape, b = job["b"], rng.standard_normal(job["b"], dtype=np.float32)
+        key = (job["b"], job.get("copies", 1))
+        if key != b_key:
+            bs = None  # the old copies go before the new ones are made
+            b = rng.standard_normal(key[0], dtype=np.float32)
+            b_key, bs = key, [b] + [b.copy() for _ in range(key[1] - 1)]
+        turn = itertools.cycle(bs)
         if job["transpose_b"]:
-            candidates = [lambda a=a, b=b: np.matmul(a, np.swapaxes(b, -1, -2))]
-            if b.ndim > 2:
-                candidates.append(lambda a=a, b=b: np.matmul(a, np.ascontiguousarray(np.swapaxes(b, -1, -2))))
+            candidates = [lambda a=a: np.matmul(a, np.swapaxes(next(turn), -1, -2))]
+            if bs[0].ndim > 2:
+                candidates.append(lambda a=a: np.matmul(a, np.ascontiguousarray(np.swapaxes(next(turn), -1, -2))))
         else:
-            candidates = [lambda a=a, b=b: np.matmul(a, b)]
+            candidates = [lambda a=a: np.matmul(a, next(turn))]
         print(json.dumps(min(_best_time(run) for run in candidates)), flush=True)
 
 
@@ -84,10 +91,12 @@ class NumpyTimer:
                                      text=True)
         self._this, self._worker = psutil.Process(), psutil.Process(self.proc.pid)
 
-    def time(self, a_shape, b_shape, transpose_b: bool) -> float:
-        """Seconds per call of ``A @ B`` (``A @ Bᵀ`` when ``transpose_b``) on random float32 operands."""
+    def time(self, a_shape, b_shape, transpose_b: bool, copies: int = 1) -> float:
+        """Seconds per call of ``A @ B`` (``A @ Bᵀ`` when ``transpose_b``) on random float32 operands, B taken
+        from ``copies`` copies in turn."""
         wait_until_idle(self._this)
-        self.proc.stdin.write(json.dumps({"a": list(a_shape), "b": list(b_shape), "transpose_b": transpose_b}) + "\n")
+        job = {"a": list(a_shape), "b": list(b_shape), "transpose_b": transpose_b, "copies": copies}
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         if not answer:
@@ -96,10 +105,10 @@ class NumpyTimer:
         wait_until_idle(self._worker)
         return float(answer)
 
-    def time_workload(self, workload, env) -> float:
-        """Seconds per call of a DynamicWorkload at ``env`` (B as the user holds it)."""
+    def time_workload(self, workload, env, copies: int = 1) -> float:
+        """Seconds per call of a DynamicWorkload at ``env`` (B as the user holds it, in ``copies`` copies)."""
         a_shape, b_shape = workload.input_shapes(env)
-        return self.time(a_shape, b_shape, workload.transpose_b)
+        return self.time(a_shape, b_shape, workload.transpose_b, copies)
 
     def close(self) -> None:
         if self.proc.stdin and not self.proc.stdin.closed:
