@@ -259,7 +259,6 @@ class KernelMeasurer:
                             workload.flops(env) / min(run_secs[i]) / 1e9) for i, (micro, env) in enumerate(jobs)]
 
 
-
 def _recorded(database, workload_mod, sch, tvm_target) -> dict[tuple, list[float]]:
     """Runs of this schedule already in ``database``: argument shapes -> each record's fastest seconds."""
     trace, target = str(sch.trace), str(tvm_target)
