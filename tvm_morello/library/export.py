@@ -121,7 +121,7 @@ def checked_plans(plans: Sequence[OperatorPlan], target: CpuTarget, config: Tuni
         return list(plans)
     streamed = config.streamed_weight_bytes
     say(f"timing the tuned kernels against numpy at {config.speed_points} shapes per operator"
-        + (f", each weight read among {streamed / 2**20:.0f} MB of copies as in the model" if streamed else "") + " ...")
+        + (f", each weight read among {streamed / 2**20:.3g} MB of copies as in the model" if streamed else "") + " ...")
     record_speed(compile_library(plans, target, measured_kernels(plans, target)), plans, config.speed_points,
                  streamed)
     replanned = replan_losing(plans, target, config, say)
