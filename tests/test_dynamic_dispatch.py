@@ -244,18 +244,23 @@ def test_close_calls_are_the_heaviest_near_ties_at_their_weighted_median_shape()
     cost = np.array([[1.0, 1.5, 2.0]] * 3 + [[1.0, 1.05, 2.0]] * 3 + [[1.0, 2.0, 1.08]] * 2)
     ranking = Ranking(shapes, weights, cost, [0, 1, 2], np.zeros(8, dtype=int), 1.0)
     flops = lambda env: env["m"]  # noqa: E731
-    # m = 4..6 (weight 6) race the 2-row tile, m = 7, 8 (weight 2) the 6-row one; m = 1..3 are not close
+    # m = 4..6 (weight 6) race the 2-row tile, m = 7, 8 (weight 2) the 6-row one; m = 1..3 are not close; the
+    # small end's largest shape (m = 8, SMALL_END = 8) gets its kernel and the best other run there, close or not
+    at_8 = [(micros[0], {"m": 8}), (micros[2], {"m": 8})]
     assert ranking.contested(micros, 0.1, 2, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5}),
-                                                       (micros[0], {"m": 7}), (micros[2], {"m": 7})]
-    assert ranking.contested(micros, 0.1, 1, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5})]
-    assert ranking.contested(micros, 0.07, 2, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5})]
+                                                       (micros[0], {"m": 7}), (micros[2], {"m": 7}), *at_8]
+    assert ranking.contested(micros, 0.1, 1, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5}), *at_8]
+    assert ranking.contested(micros, 0.07, 2, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5}), *at_8]
     # when the smallest shape's call is close too, both kernels are also run there, however light it is
     close_at_1 = cost.copy()
     close_at_1[0] = [1.0, 2.0, 1.04]
     ranking = Ranking(shapes, weights, close_at_1, [0, 1, 2], np.zeros(8, dtype=int), 1.0)
     assert ranking.contested(micros, 0.1, 1, flops) == [(micros[0], {"m": 5}), (micros[1], {"m": 5}),
-                                                       (micros[0], {"m": 1}), (micros[2], {"m": 1})]
+                                                       (micros[0], {"m": 1}), (micros[2], {"m": 1}), *at_8]
     assert ranking.contested(micros, 0.1, 0, flops) == []  # no close calls asked for
+    # one candidate: nothing to settle
+    alone = Ranking(shapes, weights, cost[:, :1], [0], np.zeros(8, dtype=int), 1.0)
+    assert alone.contested(micros[:1], 0.1, 2, flops) == []
 
 
 def test_a_kernel_faster_between_the_runs_keeps_the_shapes_there():
