@@ -60,6 +60,22 @@ def test_wide_gemv_tile_with_zero_padded_weight_panels():
     _run(WORKLOADS["dense"], MicroKernel(2, 128), [1, 2, 3, 40], panel=128)
 
 
+def test_tile_two_panels_wide_past_the_last_panel():
+    # n = 96 fills three 32-wide panels: the second 64-wide tile's upper half would read a fourth; it reads the
+    # third again, and those columns are never stored
+    _run(WORKLOADS["dense"], MicroKernel(2, 64), [1, 2, 3, 40], panel=32)
+    _run(WORKLOADS["dense"], MicroKernel(3, 64), [1, 4, 40], panel=16)  # six 16-wide panels, 4 per tile
+
+
+def test_clamp_only_where_a_tile_can_pass_the_last_panel():
+    def has_clamp(workload, micro, panel):
+        return "Bp[T.min(" in kernels.kernel_schedule(workload, micro, panel, TARGET).mod.script()
+
+    assert has_clamp(WORKLOADS["dense"], MicroKernel(2, 64), 32)
+    assert not has_clamp(WORKLOADS["dense"], MicroKernel(2, 32), 16)  # six panels: whole 32-wide tiles
+    assert not has_clamp(WORKLOADS["dense"], MicroKernel(2, 16), 32)  # a tile inside one panel
+
+
 def test_hot_loop_has_no_predicate():
     sch = kernels.kernel_schedule(WORKLOADS["dense"], MicroKernel(4, 32), PANEL, TARGET)
     update = sch.get(sch.get_sblock("acc_update"))
@@ -190,12 +206,16 @@ def test_workload_rejects_unknown_symbol_and_static_m():
         dyn.batch_matmul(2, 8, 64, "T", {"T": (1, 8)})
 
 
-def test_weight_panel_is_shared_and_wide_enough_for_gemv(cpu):
+def test_weight_panel_is_shared_in_128_byte_rows(cpu):
     lanes = cpu.lanes()
-    micros = [MicroKernel(8, lanes), MicroKernel(4, 2 * lanes), MicroKernel(1, lanes, parallel=False)]
+    micros = [MicroKernel(8, lanes), MicroKernel(4, 2 * lanes), MicroKernel(4, 4 * lanes),
+              MicroKernel(1, lanes, parallel=False)]
     panel = kernels.choose_panel(WORKLOADS["dense"], micros, lanes)
-    assert panel == kernels.WEIGHT_PANEL_VECTORS * lanes and all(panel % mk.nr == 0 for mk in micros)
+    assert panel * 4 == kernels.WEIGHT_PANEL_BYTES  # 2 vectors on AVX-512, 4 on AVX2
+    assert all(panel % mk.nr == 0 or mk.nr % panel == 0 for mk in micros)
+    with pytest.raises(ValueError, match="neither divide nor are multiples"):
+        kernels.choose_panel(WORKLOADS["dense"], [MicroKernel(1, 3 * lanes)], lanes)
     # activations are packed per call in each kernel's own NR: no shared width is forced on them
-    assert kernels.choose_panel(WORKLOADS["qk"], micros + [MicroKernel(2, 4, dot=True)], lanes) == 2 * lanes
+    assert kernels.choose_panel(WORKLOADS["qk"], micros + [MicroKernel(2, 4, dot=True)], lanes) == 4 * lanes
     with pytest.raises(ValueError, match="do not all divide"):
         kernels.choose_panel(WORKLOADS["qk"], [MicroKernel(1, 3 * lanes), MicroKernel(1, 2 * lanes)], lanes)

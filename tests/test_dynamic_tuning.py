@@ -8,6 +8,7 @@ import pytest
 
 from tvm_morello import dynamic as dyn
 from tvm_morello.cli.dynamic import main as cli_main
+from tvm_morello.dynamic.tuner import CLOSE_CALL_ROUNDS
 
 TARGET = tvm_morello.resolve_target(None)
 TINY = dyn.TuningConfig(max_candidates=3, candidate_source="hardware", shapes_per_kernel=2, cap=2,
@@ -26,11 +27,11 @@ def test_tune_records_in_database_and_plan_is_consistent(tmp_path):
     # 3 tiles, the three serial kernels and the four dot-form kernels (B is an activation stored [T, 64])
     assert all(r["gflops"] > 0 for r in runs)
     assert len({(r["kernel"], r["shape"]["T"]) for r in runs}) == len(runs)  # one entry per pair: its fastest run
-    # the closest calls: two kernels at one shape each, run until each has two records there
+    # the closest calls: two kernels at one shape each, run until each has two records there; + the smallest
+    # shape and the small end's largest; in up to two rounds (the second settles the calls the first moved)
     close = [(c["kernel"], c["shape"]["T"]) for c in plan.provenance["close_calls"]]
-    # + the smallest shape and the small end's largest
-    assert 0 < len(close) <= 2 * (TINY.close_calls + 2) and len(set(close)) == len(close)
-    assert all(a[1] == b[1] and a[0] != b[0] for a, b in zip(close[::2], close[1::2]))
+    assert 0 < len(close) <= CLOSE_CALL_ROUNDS * 2 * (TINY.close_calls + 2) and len(set(close)) == len(close)
+    assert all(len({k for k, t in close if t == shape}) >= 2 for _, shape in close)
     planned = {(r["kernel"], r["shape"]["T"]) for r in runs[:(3 + 3 + 4) * 2]}  # the tuning jobs' runs come first
     assert {(r["kernel"], r["shape"]["T"]) for r in runs} == planned | set(close)
     lanes = TARGET.lanes()

@@ -1,5 +1,6 @@
 """Shape-generic micro-kernels: symbolic PrimFuncs over whole register tiles (padding rows clamp their reads,
-B panels are zero-padded), so only each tile's write-back is predicated and every shape is exact."""
+B panels are zero-padded, a tile wider than the panels past the last one reads it again), so only each tile's
+write-back is predicated and every shape is exact."""
 from __future__ import annotations
 
 from ..spec.epilogue import Epilogue
@@ -12,9 +13,13 @@ from .panels import PanelPack, ceildiv, i64, pack_compute, panel_index_map, pane
 from .register_tile import schedule_register_tiles
 
 ACC_BLOCK, STORE_BLOCK, PACK_BLOCK = "acc", "Y", "pack"
-# Weight panel width in vectors. Measured (768 x 768, Zen 4): 4-vector panels let a 1-row tile run m = 1 in
-# 14 us (numpy 16 us) against 22-26 us with 1- or 2-vector panels; 8-vector panels slowed large-m tiles.
-WEIGHT_PANEL_VECTORS = 4
+# Prepacked weights are stored in panels of 128-byte rows (two cache lines); a register tile reads whole rows of
+# one panel or of several side by side, each a sequential stream. Measured (768 x 3072 at m = 8, each weight
+# read among 340 MB of copies, Zen 4): an 8 x 32 tile reading whole 128-byte rows ran at 1.07x the m = 4 time,
+# against 1.55x reading half of each 256-byte row; a 4 x 64 tile ran within 5% as fast from two 128-byte panels
+# as from one 256-byte panel (m = 1..256, streamed or hot), and 64-byte panels slowed the 8 x 32 tile by 1.2x.
+WEIGHT_PANEL_BYTES = 128
+WEIGHT_TILE_VECTORS = 4  # the widest register tile over prepacked weights (wider ones hold fewer rows)
 BATCH_UNITS_PER_CORE = 4  # batch matrices per core above which dot-form kernels parallelise over the batch alone
 
 
@@ -34,8 +39,8 @@ def _raw_b(workload: DynamicWorkload, lead, k, n):
     return te.placeholder(lead + ((n, k) if workload.transpose_b else (k, n)), name="B")
 
 
-def kernel_workload(workload: DynamicWorkload, mr: int, panel: int, epilogue: Epilogue | None = None):
-    """The unscheduled symbolic PrimFunc one register-tile height ``mr`` is scheduled on.
+def kernel_workload(workload: DynamicWorkload, micro: MicroKernel, panel: int, epilogue: Epilogue | None = None):
+    """The unscheduled symbolic PrimFunc ``micro``'s register tile is scheduled on.
 
     Parameters are A, then B (prepacked panels if ``constant_b``, else raw), the epilogue's vectors and tensors
     (if any), then the output. An epilogue's stages sit between the accumulator and the output block.
@@ -53,17 +58,23 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int, epilogue: Ep
         b_param = _raw_b(workload, lead, k, n)
         b_panels = (pack_compute(b_param, lead, k, n, panel, PACK_BLOCK, transpose_b=workload.transpose_b,
                                  zero_pad=False) if workload.packs_b() else None)
-    cols = ceildiv(n, panel) * panel if b_panels is not None else n
+    tile_cols = max(panel, micro.nr) if b_panels is not None else 1
+    cols = ceildiv(n, tile_cols) * tile_cols if b_panels is not None else n
     to_panels = panel_index_map(("b",) * len(lead) + ("n", "k"), panel)
+    last_panel = _overhanging_panel(workload, micro, panel, n)
     r = te.reduce_axis((i64(0), k), "k")
 
     def acc_body(*idx):
         bb, i, j = idx[:-2], idx[-2], idx[-1]
         lhs = a[(*bb, te.min(i, m - 1), r)]
-        rhs = b_panels[to_panels(*bb, j, r)] if b_panels is not None else b_param[(*bb, r, j)]
+        if b_panels is None:
+            rhs = b_param[(*bb, r, j)]
+        else:
+            *batch, p, kk, c = to_panels(*bb, j, r)
+            rhs = b_panels[(*batch, p if last_panel is None else te.min(p, last_panel), kk, c)]
         return te.sum(lhs * rhs, axis=r)
 
-    acc = te.compute(lead + (ceildiv(m, mr) * mr, cols), acc_body, name=ACC_BLOCK)
+    acc = te.compute(lead + (ceildiv(m, micro.mr) * micro.mr, cols), acc_body, name=ACC_BLOCK)
     shape, inputs = lead + (m, n), []
     if epilogue is not None:
         vectors, tensors = epilogue_inputs(epilogue, shape)
@@ -73,6 +84,16 @@ def kernel_workload(workload: DynamicWorkload, mr: int, panel: int, epilogue: Ep
     else:
         out = te.compute(shape, lambda *idx: acc[idx], name=STORE_BLOCK)
     return te.create_prim_func([a, b_param, *inputs, out]).with_attr("tirx.noalias", True)
+
+
+def _overhanging_panel(workload: DynamicWorkload, micro: MicroKernel, panel: int, n):
+    """The last panel's index when ``micro``'s tiles, several panels wide, can reach past it (their columns
+    there are never stored), else None: no clamp in the kernel."""
+    if micro.nr <= panel:
+        return None
+    if isinstance(workload.n, int) and -(-workload.n // panel) % (micro.nr // panel) == 0:
+        return None
+    return ceildiv(n, panel) - 1
 
 
 def supports_dot(workload: DynamicWorkload, lanes: int) -> bool:
@@ -163,7 +184,7 @@ def kernel_workload_mod(workload: DynamicWorkload, micro: MicroKernel, panel: in
         if epilogue is not None:
             raise ValueError(f"{workload.name}: dot-form kernels take no epilogue ({micro.key})")
         return tvm.IRModule({"main": dot_kernel_workload(workload, micro, target.lanes())})
-    return tvm.IRModule({"main": kernel_workload(workload, micro.mr, kernel_panel(workload, micro, panel), epilogue)})
+    return tvm.IRModule({"main": kernel_workload(workload, micro, kernel_panel(workload, micro, panel), epilogue)})
 
 
 def kernel_schedule(workload: DynamicWorkload, micro: MicroKernel, panel: int, target: CpuTarget,
@@ -192,13 +213,16 @@ def pack_weights_func(workload: DynamicWorkload, panel: int):
 
 
 def choose_panel(workload: DynamicWorkload, micros: list[MicroKernel], lanes: int) -> int:
-    """One panel width every candidate's NR divides, so a weight is packed once for all kernels: the widest
-    NR, and at least ``WEIGHT_PANEL_VECTORS`` vectors for prepacked weights (dot-form kernels read B
-    unpacked and take no part)."""
+    """One panel width for every candidate, so a weight is packed once for all kernels: for prepacked weights
+    ``WEIGHT_PANEL_BYTES`` rows (at least a vector), which each NR divides or is a multiple of; for activations
+    the widest NR, which every NR divides (dot-form kernels read B unpacked and take no part)."""
     panelled = [mk for mk in micros if not mk.dot] or micros
-    widest = max(mk.nr for mk in panelled)
+    widths = sorted({mk.nr for mk in panelled})
     if workload.constant_b:
-        widest = max(widest, WEIGHT_PANEL_VECTORS * lanes)
-    if any(widest % mk.nr for mk in panelled):
-        raise ValueError(f"register tile widths {sorted({mk.nr for mk in panelled})} do not all divide {widest}")
-    return widest
+        panel = max(lanes, WEIGHT_PANEL_BYTES // 4)  # fp32 columns
+        if any(panel % nr and nr % panel for nr in widths):
+            raise ValueError(f"register tile widths {widths} neither divide nor are multiples of the {panel}-wide panel")
+        return panel
+    if any(widths[-1] % nr for nr in widths):
+        raise ValueError(f"register tile widths {widths} do not all divide {widths[-1]}")
+    return widths[-1]
