@@ -10,6 +10,7 @@ from tvm_morello import dynamic as dyn
 from tvm_morello.codegen import kernel_funcs as kernels
 from tvm_morello.codegen.microkernel import RESERVED_VREGS, MicroKernel
 from tvm_morello.dynamic.candidates import candidate_microkernels, hardware_microkernels
+from tvm_morello.dynamic.jobs import workload_candidates
 
 TARGET = tvm_morello.resolve_target(None)
 PANEL = 32
@@ -206,13 +207,17 @@ def test_workload_rejects_unknown_symbol_and_static_m():
         dyn.batch_matmul(2, 8, 64, "T", {"T": (1, 8)})
 
 
-def test_weight_panel_is_shared_in_128_byte_rows(cpu):
+def test_weight_panel_is_shared_and_tuned_tiles_read_whole_panels(cpu):
     lanes = cpu.lanes()
     micros = [MicroKernel(8, lanes), MicroKernel(4, 2 * lanes), MicroKernel(4, 4 * lanes),
               MicroKernel(1, lanes, parallel=False)]
     panel = kernels.choose_panel(WORKLOADS["dense"], micros, lanes)
-    assert panel * 4 == kernels.WEIGHT_PANEL_BYTES  # 2 vectors on AVX-512, 4 on AVX2
+    assert panel == kernels.WEIGHT_PANEL_VECTORS * lanes
     assert all(panel % mk.nr == 0 or mk.nr % panel == 0 for mk in micros)
+    weights = dyn.dense(768, 3072, (1, 64))
+    tuned = workload_candidates(weights, cpu, dyn.TuningConfig())
+    assert tuned and all(mk.nr % panel == 0 and mk.nr <= kernels.WEIGHT_TILE_VECTORS * lanes for mk in tuned)
+    assert kernels.choose_panel(weights, tuned, lanes) == panel
     with pytest.raises(ValueError, match="neither divide nor are multiples"):
         kernels.choose_panel(WORKLOADS["dense"], [MicroKernel(1, 3 * lanes)], lanes)
     # activations are packed per call in each kernel's own NR: no shared width is forced on them

@@ -13,12 +13,14 @@ from .panels import PanelPack, ceildiv, i64, pack_compute, panel_index_map, pane
 from .register_tile import schedule_register_tiles
 
 ACC_BLOCK, STORE_BLOCK, PACK_BLOCK = "acc", "Y", "pack"
-# Prepacked weights are stored in panels of 128-byte rows (two cache lines); a register tile reads whole rows of
-# one panel or of several side by side, each a sequential stream. Measured (768 x 3072 at m = 8, each weight
-# read among 340 MB of copies, Zen 4): an 8 x 32 tile reading whole 128-byte rows ran at 1.07x the m = 4 time,
-# against 1.55x reading half of each 256-byte row; a 4 x 64 tile ran within 5% as fast from two 128-byte panels
-# as from one 256-byte panel (m = 1..256, streamed or hot), and 64-byte panels slowed the 8 x 32 tile by 1.2x.
-WEIGHT_PANEL_BYTES = 128
+# Prepacked weights are stored in panels 2 vectors wide (128-byte rows on AVX-512); a tuned tile reads whole
+# rows of one panel or of several side by side, each a sequential stream. Measured (Zen 4, weights read among
+# copies spanning 340 MB or 28 MB): at m = 8 an 8 x 32 tile ran at 1.07x the m = 4 time over 128-byte rows,
+# 1.55x over 256-byte rows (reading half of each) and 1.28x over 64-byte panels (two of them); a 4 x 64 tile ran
+# within 5% as fast over two 128-byte panels as over one 256-byte panel (m = 1..256); at m = 1 a 1 x 16 tile
+# reading half of each 128-byte row ran 2x slower than a 1 x 64 tile, yet one tuning run measured it fastest
+# (its speed depends on whether L2 still holds the other half), so tiles narrower than a panel are not tuned.
+WEIGHT_PANEL_VECTORS = 2
 WEIGHT_TILE_VECTORS = 4  # the widest register tile over prepacked weights (wider ones hold fewer rows)
 BATCH_UNITS_PER_CORE = 4  # batch matrices per core above which dot-form kernels parallelise over the batch alone
 
@@ -214,12 +216,12 @@ def pack_weights_func(workload: DynamicWorkload, panel: int):
 
 def choose_panel(workload: DynamicWorkload, micros: list[MicroKernel], lanes: int) -> int:
     """One panel width for every candidate, so a weight is packed once for all kernels: for prepacked weights
-    ``WEIGHT_PANEL_BYTES`` rows (at least a vector), which each NR divides or is a multiple of; for activations
-    the widest NR, which every NR divides (dot-form kernels read B unpacked and take no part)."""
+    ``WEIGHT_PANEL_VECTORS`` vectors, which each NR divides or is a multiple of; for activations the widest NR,
+    which every NR divides (dot-form kernels read B unpacked and take no part)."""
     panelled = [mk for mk in micros if not mk.dot] or micros
     widths = sorted({mk.nr for mk in panelled})
     if workload.constant_b:
-        panel = max(lanes, WEIGHT_PANEL_BYTES // 4)  # fp32 columns
+        panel = WEIGHT_PANEL_VECTORS * lanes
         if any(panel % nr and nr % panel for nr in widths):
             raise ValueError(f"register tile widths {widths} neither divide nor are multiples of the {panel}-wide panel")
         return panel
