@@ -288,8 +288,9 @@ def test_measurement_shapes_span_the_range_on_a_log_scale():
     shapes, _ = qk.tuning_shapes(128)
     picked = measurement_shapes(qk, MicroKernel(4, 16), 16, shapes, cores=2, count=4)
     ts = [env["T"] for env in picked]
-    assert len(set(ts)) == 4 and ts[0] % 16 == 0  # best adapted first: whole 16-wide tiles
-    assert 1 in ts and 128 in ts and any(8 <= t <= 16 for t in ts)  # T^2 flops: the log middle is T ~ 11
+    assert len(set(ts)) == 5 and ts[0] % 16 == 0  # best adapted first: whole 16-wide tiles
+    assert 1 in ts and 128 in ts and any(9 <= t <= 16 for t in ts)  # T^2 flops: the log middle is T ~ 11
+    assert ts[-1] == 8  # and the small end's largest
 
 
 @settings(max_examples=60, deadline=None)
@@ -331,7 +332,7 @@ def test_serial_kernels_are_measured_at_the_small_end():
     picked = measurement_shapes(wl, MicroKernel(1, 16, parallel=False), 64, shapes, cores=2, count=3)
     assert [env["m"] for env in picked] == [1, 5, 8]  # smallest, middle and largest of m = 1..8
     parallel = measurement_shapes(wl, MicroKernel(4, 32), 64, shapes, cores=2, count=3)
-    assert max(env["m"] for env in parallel) > 8  # parallel kernels still span the range
+    assert max(env["m"] for env in parallel) > 8 and {"m": 8} in parallel  # the range, and its small end
 
 
 def test_costly_throughput_runs_are_made_only_for_kernels_that_screened_well():
