@@ -32,8 +32,8 @@ class TuningConfig:
         kernel and the best other candidate are predicted within ``close_margin`` of each other get both kernels
         run at the group's median shape until each has two runs there (in alternation), and the operator is
         planned again: one run slowed by a neighbour cannot settle a close call (``Ranking.contested``). The
-        smallest shape's call, when close, is run so too, and the ``SMALL_END``-th smallest shape's, close or not.
-        0 skips it.
+        smallest shape's call, when close, is run so too, and the ``SMALL_END``-th smallest shape's, close or not;
+        the calls the new plan contests are run in a second round (``tuner.CLOSE_CALL_ROUNDS``). 0 skips it.
     speed_points : shapes per operator at which the tuned library is timed against numpy before it is written
         (an operator that loses somewhere is planned again there, once); 0 skips the check.
     streamed_weight_bytes : the weights an operator's weight is read among, call after call (a model's matmul

@@ -20,7 +20,7 @@ from .summary import summary_table
 # Close calls are settled, the kernels ranked again, and the calls that ranking contests settled in turn: a
 # shape's kernel can change to one never run there. BERT-base's FFN down at m = 8 (its weight read among 340 MB,
 # Zen 4): the 8 x 32 tile beat the 4 x 32 there, then the new plan gave m = 8 to the 4 x 64 tile, predicted
-# within 5% of it, which ran 1.13x slower (A/B).
+# within 5% of it, which ran 1.05x slower (A/B).
 CLOSE_CALL_ROUNDS = 2
 
 
