@@ -50,7 +50,7 @@ def _fixed_strategy(candidates):
 
 def test_proposals_carry_concrete_shapes():
     cands = propose_symbolic_candidates(_symbolic_dense(), {"m": (1, 40)}, TARGET, config=CONFIG)
-    assert len(cands) == (2 + 3) * 2  # two tiles and the three serial kernels, two shapes each
+    assert len(cands) == 2 * 3 + 3 * 2  # two tiles at two shapes and the small end's largest, three serial at two
     assert sum(not c.micro.parallel for c in cands) == 3 * 2
     assert all([int(d) for d in c.args_info[0].shape] == [c.env["m"], 64] for c in cands)
     assert "T.where" not in cands[0].schedule.mod.script().split('T.sblock("Y_update")')[1].split("T.sblock(")[0]
