@@ -60,8 +60,10 @@ def kernel_workload(workload: DynamicWorkload, micro: MicroKernel, panel: int, e
         b_param = _raw_b(workload, lead, k, n)
         b_panels = (pack_compute(b_param, lead, k, n, panel, PACK_BLOCK, transpose_b=workload.transpose_b,
                                  zero_pad=False) if workload.packs_b() else None)
-    tile_cols = max(panel, micro.nr) if b_panels is not None else 1
-    cols = ceildiv(n, tile_cols) * tile_cols if b_panels is not None else n
+    cols = n
+    if b_panels is not None:  # whole tiles: padded columns are computed, never stored
+        tile_cols = max(panel, micro.nr)
+        cols = ceildiv(n, tile_cols) * tile_cols
     to_panels = panel_index_map(("b",) * len(lead) + ("n", "k"), panel)
     last_panel = _overhanging_panel(workload, micro, panel, n)
     r = te.reduce_axis((i64(0), k), "k")
@@ -214,6 +216,11 @@ def pack_weights_func(workload: DynamicWorkload, panel: int):
     return sch.mod["main"]
 
 
+def weight_panel(lanes: int) -> int:
+    """The width prepacked weights are stored in: ``WEIGHT_PANEL_VECTORS`` vectors."""
+    return WEIGHT_PANEL_VECTORS * lanes
+
+
 def choose_panel(workload: DynamicWorkload, micros: list[MicroKernel], lanes: int) -> int:
     """One panel width for every candidate, so a weight is packed once for all kernels: for prepacked weights
     ``WEIGHT_PANEL_VECTORS`` vectors, which each NR divides or is a multiple of; for activations the widest NR,
@@ -221,7 +228,7 @@ def choose_panel(workload: DynamicWorkload, micros: list[MicroKernel], lanes: in
     panelled = [mk for mk in micros if not mk.dot] or micros
     widths = sorted({mk.nr for mk in panelled})
     if workload.constant_b:
-        panel = WEIGHT_PANEL_VECTORS * lanes
+        panel = weight_panel(lanes)
         if any(panel % nr and nr % panel for nr in widths):
             raise ValueError(f"register tile widths {widths} neither divide nor are multiples of the {panel}-wide panel")
         return panel

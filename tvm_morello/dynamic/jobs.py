@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..codegen.kernel_funcs import WEIGHT_PANEL_VECTORS, WEIGHT_TILE_VECTORS, choose_panel, supports_dot
+from ..codegen.kernel_funcs import WEIGHT_TILE_VECTORS, choose_panel, supports_dot, weight_panel
 from ..codegen.microkernel import MicroKernel
 from ..errors import MorelloError
 from ..measure.kernels import Measurement
@@ -28,7 +28,7 @@ def workload_candidates(workload: DynamicWorkload, target: CpuTarget, config: Tu
     weights share one panel width, read in whole panels by tiles of at most ``WEIGHT_TILE_VECTORS`` vectors."""
     k, n = _representative(workload.k, workload), _representative(workload.n, workload)
     if workload.constant_b:
-        panel, widest = WEIGHT_PANEL_VECTORS * target.lanes(), WEIGHT_TILE_VECTORS * target.lanes()
+        panel, widest = weight_panel(target.lanes()), WEIGHT_TILE_VECTORS * target.lanes()
         usable = lambda mk: mk.nr % panel == 0 and mk.nr <= widest  # noqa: E731
     elif workload.packs_b():
         usable = None

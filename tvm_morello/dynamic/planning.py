@@ -95,10 +95,10 @@ class Ranking:
         the group's weighted-median shape (by flops). And both at the smallest shape when its call is close: its
         calls are the cheapest, so a wrong kernel costs them the largest share (a sweep's worst point), and
         little weight leaves its group out of the heaviest. And, close or not, both at the small end's largest
-        shape (the ``SMALL_END``-th smallest): parallel kernels are measured at the smallest shape and from the
-        middle of a range up (``jobs.measurement_shapes``), so there the model extrapolates. BERT-base's FFN
-        down at m = 8, its weight read among 340 MB: predicted for the 8 x 16 tile, which ran 1.32x slower than
-        the 4 x 64 (A/B, Zen 4)."""
+        shape (the ``SMALL_END``-th smallest): every parallel kernel runs there once (``jobs.measurement_shapes``),
+        and the rest of the small end's choice rests on it, so one slow run must not decide it. BERT-base's FFN
+        down at m = 8, its weight read among 340 MB (before that run): predicted for the 8 x 16 tile, which ran
+        1.32x slower than the 4 x 64 (A/B, Zen 4)."""
         rows = np.arange(len(self.shapes))
         own = self.cost[rows, self.labels]
         others = self.cost.copy()
